@@ -1,0 +1,48 @@
+"""keras_zoo: a registry of Keras 3 models with training recipes, tf.data pipelines, tuning and export.
+
+The public API is imported lazily, so `import keras_zoo` (and the CLI's `list`) stays fast and does
+not load TensorFlow until a model, pipeline or export is actually needed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+__version__ = "0.1.0"
+
+_API = {
+    "create_model": "keras_zoo.registry",
+    "list_models": "keras_zoo.registry",
+    "model_info": "keras_zoo.registry",
+    "register_model": "keras_zoo.registry",
+    "ModelSpec": "keras_zoo.registry",
+    "Recipe": "keras_zoo.recipes",
+    "get_recipe": "keras_zoo.recipes",
+    "list_recipes": "keras_zoo.recipes",
+    "register_recipe": "keras_zoo.recipes",
+    "train": "keras_zoo.recipes.training",
+    "evaluate": "keras_zoo.recipes.training",
+    "TrainResult": "keras_zoo.recipes.training",
+    "load_dataset": "keras_zoo.data",
+    "load_splits": "keras_zoo.data",
+    "export_model": "keras_zoo.export",
+    "load_export": "keras_zoo.export",
+}
+
+__all__ = sorted(_API) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'keras_zoo' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

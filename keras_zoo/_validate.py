@@ -1,0 +1,50 @@
+"""Argument checks shared by builders, recipes and pipelines: fail at build time, naming the value."""
+
+from __future__ import annotations
+
+import numbers
+
+
+def positive_int(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def positive_ints(name: str, values, minimum: int = 1) -> tuple:
+    if isinstance(values, numbers.Integral) and not isinstance(values, bool):
+        values = (values,)
+    try:
+        values = tuple(values)
+    except TypeError:
+        raise ValueError(f"{name} must be a sequence of ints >= {minimum}, got {values!r}") from None
+    if not values:
+        raise ValueError(f"{name} must not be empty")
+    for i, v in enumerate(values):
+        positive_int(f"{name}[{i}]", v, minimum)
+    return tuple(int(v) for v in values)
+
+
+def rate(name: str, value) -> float:
+    """A probability-like rate in [0, 1): dropout, label smoothing, masking ratio."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be a float in [0, 1), got {value!r}")
+    return float(value)
+
+
+def non_negative(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0:
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def positive(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value <= 0:
+        raise ValueError(f"{name} must be a number > 0, got {value!r}")
+    return float(value)
+
+
+def one_of(name: str, value, accepted) -> object:
+    if value not in accepted:
+        raise ValueError(f"{name} must be one of {list(accepted)}, got {value!r}")
+    return value

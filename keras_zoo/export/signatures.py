@@ -1,0 +1,48 @@
+"""Serving signatures by name.
+
+A signature factory takes the model and its input shape and returns ``(fn, input_signature)``:
+a function from named tensors to a dict of named output tensors. Each task has a primary
+signature that is also exported as ``serving_default``; families add their own (``encode``,
+``decode``, ``sample`` ...) with `@register_signature`.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+SIGNATURES: dict = {}
+
+# The signature exported as `serving_default` for each task.
+TASK_DEFAULT = {
+    "classification": "classify",
+    "segmentation": "segment",
+    "reconstruction": "reconstruct",
+    "generation": "generate",
+    "contrastive": "embed",
+}
+
+
+def register_signature(name: str):
+    def decorator(factory):
+        if name in SIGNATURES:
+            raise ValueError(f"signature {name!r} is already registered")
+        SIGNATURES[name] = factory
+        return factory
+
+    return decorator
+
+
+def image_spec(input_shape, name: str = "inputs") -> tf.TensorSpec:
+    return tf.TensorSpec(shape=(None, *input_shape), dtype=tf.float32, name=name)
+
+
+@register_signature("classify")
+def classify(model, input_shape):
+    """inputs: float32 (batch, *input_shape) in [0, 1] -> probabilities (batch, K), class_ids (batch,)."""
+
+    def fn(inputs):
+        probabilities = tf.cast(model(inputs, training=False), tf.float32)
+        return {"probabilities": probabilities,
+                "class_ids": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
+
+    return fn, [image_spec(input_shape)]

@@ -1,0 +1,65 @@
+"""Shared building blocks for the model families.
+
+Everything here is plain Keras: a block is a function from a tensor to a tensor, so saved `.keras`
+files contain only built-in layers unless a family really needs a layer of its own (and then it is
+registered as serializable in that family file).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+
+from keras_zoo import _validate  # noqa: E402
+
+
+def weight_penalty(l1: float = 0.0, l2: float = 0.0):
+    """An L1/L2 kernel regulariser, or None when both are zero (keeps configs minimal)."""
+    l1 = _validate.non_negative("l1", l1)
+    l2 = _validate.non_negative("l2", l2)
+    if l1 == 0.0 and l2 == 0.0:
+        return None
+    return keras.regularizers.L1L2(l1=l1, l2=l2)
+
+
+def image_input(input_shape, name: str = "inputs") -> keras.KerasTensor:
+    return keras.Input(shape=tuple(input_shape), name=name)
+
+
+def check_downsampling(input_shape, factor: int, model: str) -> None:
+    """Refuse inputs whose spatial size cannot be halved `log2(factor)` times."""
+    h, w = input_shape[0], input_shape[1]
+    if h is not None and w is not None and (h < factor or w < factor):
+        raise ValueError(
+            f"input_shape {tuple(input_shape)} is too small for {model!r}: it downsamples by "
+            f"{factor}, so height and width must be >= {factor} (lower `depth` or resize the data)"
+        )
+
+
+def conv_bn_act(x, filters: int, kernel_size: int = 3, strides: int = 1, activation="relu",
+                regularizer=None, name: str = "conv"):
+    """Conv (no bias, batch-norm follows) -> batch-norm -> activation."""
+    x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False,
+                            kernel_initializer="he_normal", kernel_regularizer=regularizer,
+                            name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    if activation:
+        x = keras.layers.Activation(activation, name=f"{name}_act")(x)
+    return x
+
+
+def classification_head(x, num_classes: int, dropout: float = 0.0, regularizer=None,
+                        temperature: float = 1.0, name: str = "head"):
+    """Optional dropout -> dense logits -> (logits / temperature) -> softmax probabilities.
+
+    The softmax runs in float32 so mixed-precision models still output well-formed probabilities.
+    """
+    if dropout:
+        x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    x = keras.layers.Dense(num_classes, kernel_regularizer=regularizer, name=f"{name}_logits")(x)
+    if temperature != 1.0:
+        x = keras.layers.Rescaling(1.0 / temperature, name=f"{name}_temperature")(x)
+    return keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)

@@ -1,0 +1,78 @@
+"""Callbacks every recipe run gets: NaN guard and an atomic best-model checkpoint.
+
+Early stopping, backup/restore, TensorBoard and CSV logs are Keras's own; `default_callbacks`
+assembles them for a run directory.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import keras
+
+from keras_zoo._io import atomic_path
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Stop training at the first non-finite loss and remember where it happened.
+
+    `keras.callbacks.TerminateOnNaN` stops too, but silently for the caller; `train()` reads
+    `diverged_at` and raises an error that says what happened and where the last good checkpoint is.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.diverged_at = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.diverged_at = (self._epoch, batch, float(loss))
+            self.model.stop_training = True
+
+
+class AtomicCheckpoint(keras.callbacks.Callback):
+    """Save the best model so far to `path` (a `.keras` file), written beside and then renamed.
+
+    Keras's `ModelCheckpoint` writes in place, so a run killed mid-save would leave a broken file.
+    """
+
+    def __init__(self, path: str, monitor: str = "val_loss", mode: str = "min"):
+        super().__init__()
+        self.path, self.monitor, self.mode = path, monitor, mode
+        self.best = math.inf if mode == "min" else -math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not math.isfinite(float(value)):
+            return
+        better = value < self.best if self.mode == "min" else value > self.best
+        if better:
+            self.best = float(value)
+            with atomic_path(self.path, suffix=".keras") as tmp:
+                self.model.save(tmp)
+
+
+def default_callbacks(run_dir: str, recipe, resume: bool = True) -> list:
+    """The standard set for one run directory.
+
+    Order matters: the NaN guard runs first so nothing is checkpointed after a divergence, and
+    `BackupAndRestore` comes last so it backs up the state the others have settled.
+    """
+    callbacks = [NanGuard(), AtomicCheckpoint(os.path.join(run_dir, "best.keras"), recipe.monitor,
+                                              recipe.monitor_mode)]
+    if recipe.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=recipe.monitor, mode=recipe.monitor_mode,
+            patience=recipe.early_stopping_patience, restore_best_weights=True))
+    callbacks.append(keras.callbacks.CSVLogger(os.path.join(run_dir, "log.csv"), append=resume))
+    callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"),
+                                                 write_graph=False, profile_batch=0))
+    if resume:
+        callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")))
+    return callbacks

@@ -1,0 +1,253 @@
+"""`train` and `evaluate`: a recipe applied to a registered model and a data source.
+
+One run directory holds everything a run leaves behind: `model.keras` (best weights), `best.keras`
+(written during training), `metrics.json` (held-out metrics), `curves.png`, `log.csv`,
+`tensorboard/`, `backup/` while the run is unfinished (so the same command resumes it), and `export/`
+when asked for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import logging
+import os
+import re
+import time
+
+import keras
+import tensorflow as tf
+
+from keras_zoo import registry
+from keras_zoo._io import atomic_path, atomic_write_text
+from keras_zoo.data import Splits, load_splits
+from keras_zoo.recipes import Recipe, get_recipe
+from keras_zoo.recipes.callbacks import NanGuard, default_callbacks
+
+log = logging.getLogger("keras_zoo")
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `train` returns.
+
+    Attributes:
+        model: the trained model (best weights restored).
+        history: per-epoch logs of this invocation, ``{"loss": [...], "val_loss": [...], ...}``.
+        metrics: held-out (test split) metrics, ``{"loss": ..., "accuracy": ...}``.
+        run_dir: where the checkpoint, logs, curves and metrics were written.
+        info: the `DatasetInfo` of the data it trained on.
+        export_path: the SavedModel directory, when `export=True`.
+    """
+
+    model: keras.Model
+    history: dict
+    metrics: dict
+    run_dir: str
+    info: object
+    export_path: str | None = None
+
+
+def _slug(value) -> str:
+    text = os.path.basename(os.path.normpath(str(value))) if not isinstance(value, tuple) else "numpy"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "data"
+
+
+def _resolve(model_or_name, recipe):
+    """(spec or None, recipe) for a registry name or an already-built model."""
+    if isinstance(model_or_name, str):
+        spec = registry.get_spec(model_or_name)
+    else:
+        try:
+            spec = registry.get_spec(model_or_name.name)
+        except KeyError:
+            spec = None
+    if recipe is None:
+        if spec is None:
+            raise ValueError(
+                f"model {getattr(model_or_name, 'name', model_or_name)!r} is not registered, so it "
+                "has no default recipe: pass recipe= (see keras_zoo.list_recipes())")
+        recipe = spec.recipe
+    return spec, get_recipe(recipe)
+
+
+def _load_data(data, recipe: Recipe, seed: int, data_options: dict | None) -> Splits:
+    if isinstance(data, Splits):
+        return data
+    return load_splits(data, targets=recipe.targets, batch_size=recipe.batch_size,
+                       augment=recipe.augment, seed=seed, **(data_options or {}))
+
+
+def _build(model_or_name, spec, recipe: Recipe, info, model_overrides: dict):
+    if not isinstance(model_or_name, str):
+        if model_overrides:
+            raise ValueError(f"model overrides {sorted(model_overrides)} need a model name, not a built model")
+        return model_or_name
+    num_classes = None
+    if spec.accepts_num_classes and info.num_classes and recipe.targets in ("label", "mask"):
+        num_classes = info.num_classes
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(recipe.precision)
+    try:
+        return registry.create_model(model_or_name, input_shape=info.input_shape,
+                                     num_classes=num_classes, **model_overrides)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
+          batch_size: int | None = None, learning_rate: float | None = None,
+          run_dir: str | None = None, seed: int = 0, export: bool = False, resume: bool = True,
+          callbacks=(), data_options: dict | None = None, verbose="auto",
+          **model_overrides) -> TrainResult:
+    """Train a registered model (or a built one) on a data source with a recipe.
+
+    Args:
+        model_or_name: a registry name (built to fit the data's input shape and classes) or a
+            `keras.Model`.
+        data: a source for `keras_zoo.data.load_splits` (``"digits"``, a TFDS name, an image
+            folder, ``(x, y)`` arrays) or a ready `Splits`.
+        recipe: a recipe name or `Recipe`; defaults to the model's registered recipe.
+        epochs, batch_size, learning_rate: shortcuts that override the recipe's values.
+        run_dir: where checkpoints and logs go; defaults to ``runs/<model>-<data>``. Running the
+            same command again resumes an interrupted run from ``run_dir/backup``.
+        seed: seeds the split, the shuffling, the augmentation and the initial weights.
+        export: also write a SavedModel to ``run_dir/export``.
+        resume: keep a backup each epoch and resume from it (``BackupAndRestore``).
+        callbacks: extra Keras callbacks.
+        data_options: extra keyword arguments for `load_splits` (``image_size``, ``color_mode``...).
+        **model_overrides: builder arguments (``width=64``, ``dropout=0.1``...).
+
+    Returns:
+        A `TrainResult` with the model, history, held-out metrics and run directory.
+
+    Example:
+        >>> result = keras_zoo.train("cnn_small", "digits", epochs=20)
+        >>> result.metrics["accuracy"]
+    """
+    spec, recipe = _resolve(model_or_name, recipe)
+    changes = {k: v for k, v in
+               {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}.items()
+               if v is not None}
+    recipe = recipe.replace(**changes)
+    if isinstance(model_or_name, str):
+        # Check the overrides before any data is read.
+        registry.validate_request(model_or_name, **model_overrides)
+    name = spec.name if spec else model_or_name.name
+    run_dir = run_dir or os.path.join("runs", f"{name}-{_slug(getattr(data, 'info', data) if isinstance(data, Splits) else data)}")
+    os.makedirs(run_dir, exist_ok=True)
+
+    keras.utils.set_random_seed(seed)
+    splits = _load_data(data, recipe, seed, data_options)
+    info = splits.info
+    model = _build(model_or_name, spec, recipe, info, model_overrides)
+    recipe.compile(model, steps_per_epoch=recipe.steps_per_epoch(info.num_examples["train"]))
+
+    run_callbacks = default_callbacks(run_dir, recipe, resume=resume) + list(callbacks)
+    started = time.perf_counter()
+    history = model.fit(splits.train, validation_data=splits.validation, epochs=recipe.epochs,
+                        callbacks=run_callbacks, verbose=verbose)
+    seconds = time.perf_counter() - started
+    guard = next(c for c in run_callbacks if isinstance(c, NanGuard))
+    if guard.diverged_at is not None:
+        epoch, batch, loss = guard.diverged_at
+        best = os.path.join(run_dir, "best.keras")
+        kept = f"the last good checkpoint is {best}" if os.path.exists(best) else "no checkpoint was written yet"
+        raise FloatingPointError(
+            f"training of {name!r} stopped: the loss became {loss} at epoch {epoch + 1}, batch {batch}; "
+            f"{kept}. Lower the learning rate (recipe learning_rate={recipe.learning_rate}) or add clipnorm.")
+
+    metrics = {k: float(v) for k, v in
+               model.evaluate(splits.test, return_dict=True, verbose=0).items()}
+    with atomic_path(os.path.join(run_dir, "model.keras"), suffix=".keras") as tmp:
+        model.save(tmp)
+    hist = {k: [float(x) for x in v] for k, v in history.history.items()}
+    summary = {
+        "model": name,
+        "data": info.name,
+        "recipe": recipe.to_dict(),
+        "overrides": model_overrides,
+        "seed": seed,
+        "input_shape": list(info.input_shape),
+        "class_names": list(info.class_names),
+        "num_examples": info.num_examples,
+        "epochs_run": len(history.epoch),
+        "train_seconds": round(seconds, 2),
+        "test": metrics,
+        "keras_version": keras.__version__,
+        "tensorflow_version": tf.__version__,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    atomic_write_text(os.path.join(run_dir, "metrics.json"), json.dumps(summary, indent=2, default=str) + "\n")
+    if hist:
+        plot_history(hist, os.path.join(run_dir, "curves.png"), title=f"{name} on {info.name}")
+
+    export_path = None
+    if export:
+        from keras_zoo.export import export_model
+
+        export_path = export_model(model, os.path.join(run_dir, "export"), class_names=info.class_names)
+    return TrainResult(model, hist, metrics, run_dir, info, export_path)
+
+
+def plot_history(history: dict, path: str, title: str = "") -> str:
+    """Training curves: one panel per metric, train and validation together. Written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], names):
+        epochs = range(1, len(history[key]) + 1)
+        ax.plot(epochs, history[key], label="train")
+        if f"val_{key}" in history:
+            ax.plot(epochs, history[f"val_{key}"], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def load_model(path: str) -> keras.Model:
+    """Load a `.keras` file, or the `model.keras` of a run directory, in Keras's safe mode."""
+    if os.path.isdir(path):
+        path = os.path.join(path, "model.keras")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no model at {path!r}: expected a .keras file or a run directory")
+    import keras_zoo.models  # noqa: F401  (custom layers register themselves on import)
+
+    registry._load_families()
+    from keras_zoo.recipes import objectives  # noqa: F401
+
+    return keras.saving.load_model(path)
+
+
+def evaluate(model, data, split: str = "test", *, batch_size: int = 64, seed: int = 0,
+             recipe=None, data_options: dict | None = None) -> dict:
+    """Metrics of a model on one split of a data source.
+
+    Args:
+        model: a compiled `keras.Model`, a `.keras` path or a run directory.
+        data: a data source or `Splits` (see `train`).
+        split: ``"train"``, ``"validation"`` or ``"test"``.
+    """
+    if split not in ("train", "validation", "test"):
+        raise ValueError(f"split must be 'train', 'validation' or 'test', got {split!r}")
+    if isinstance(model, (str, os.PathLike)):
+        model = load_model(os.fspath(model))
+    spec, recipe = _resolve(model, recipe) if recipe is None else (None, get_recipe(recipe))
+    if not isinstance(data, Splits):
+        data = load_splits(data, targets=recipe.targets, batch_size=batch_size, seed=seed,
+                           **(data_options or {}))
+    if not model.compiled:
+        recipe.compile(model)
+    return {k: float(v) for k, v in
+            model.evaluate(getattr(data, split), return_dict=True, verbose=0).items()}

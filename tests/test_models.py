@@ -1,0 +1,104 @@
+"""Generic tests: every registered model is built, run, trained, saved, reloaded and exported.
+
+Parametrized over `list_models()`, so a newly registered model is covered without edits here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import keras
+import keras_zoo
+from keras_zoo import registry
+from keras_zoo.export.signatures import TASK_DEFAULT
+from keras_zoo.recipes import get_recipe
+
+from generic import fixed_batch, outputs
+
+ALL = keras_zoo.list_models()
+
+
+def test_registry_is_not_empty():
+    assert {"mlp_lecture", "cnn_lecture", "cnn_small"} <= set(ALL)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_builds_at_default_shape_and_runs_forward(name):
+    spec = registry.get_spec(name)
+    keras.utils.set_random_seed(0)
+    model = keras_zoo.create_model(name)
+    assert model.name == name
+    assert tuple(model.inputs[0].shape[1:]) == spec.input_shape
+    x = np.random.default_rng(0).uniform(size=(2, *spec.input_shape)).astype("float32")
+    out = outputs(model, x)
+    assert all(np.all(np.isfinite(o)) for o in out)
+    if spec.task == "classification":
+        (probs,) = out
+        assert probs.shape == (2, spec.num_classes)
+        np.testing.assert_allclose(probs.sum(axis=-1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_spec_is_consistent(name):
+    spec = registry.get_spec(name)
+    assert spec.recipe in keras_zoo.list_recipes()
+    assert spec.task in TASK_DEFAULT
+    assert spec.description, f"{name} needs a docstring or description"
+    for knob in spec.search_space:
+        assert knob in spec.defaults
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_training_steps_lower_the_loss_on_a_fixed_batch(name):
+    spec = registry.get_spec(name)
+    shape = spec.small_input_shape()
+    keras.utils.set_random_seed(0)
+    model = keras_zoo.create_model(name, input_shape=shape)
+    get_recipe(spec.recipe).replace(learning_rate=1e-3, schedule="constant").compile(model)
+    x, y = fixed_batch(spec, model, shape)
+    first = model.train_on_batch(x, y, return_dict=True)
+    for _ in range(4):
+        last = model.train_on_batch(x, y, return_dict=True)
+    assert np.isfinite(last["loss"])
+    assert last["loss"] < first["loss"], (first, last)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_keras_file_round_trip_gives_equal_outputs(name, tmp_path):
+    spec = registry.get_spec(name)
+    shape = spec.small_input_shape()
+    keras.utils.set_random_seed(0)
+    model = keras_zoo.create_model(name, input_shape=shape)
+    get_recipe(spec.recipe).compile(model)
+    x, y = fixed_batch(spec, model, shape)
+    model.train_on_batch(x, y)  # non-trivial optimizer state and batch-norm statistics
+    path = str(tmp_path / f"{name}.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path)  # safe mode stays on
+    for a, b in zip(outputs(model, x), outputs(reloaded, x)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    assert reloaded.optimizer.iterations.numpy() == model.optimizer.iterations.numpy()
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_export_round_trip_gives_equal_outputs(name, tmp_path):
+    spec = registry.get_spec(name)
+    shape = spec.small_input_shape()
+    keras.utils.set_random_seed(0)
+    model = keras_zoo.create_model(name, input_shape=shape)
+    path = keras_zoo.export_model(model, str(tmp_path))
+    loaded, metadata = keras_zoo.load_export(path)
+    assert metadata["task"] == spec.task
+    assert set(metadata["signatures"]) >= {"serving_default", *spec.signatures}
+    sig = loaded.signatures["serving_default"]
+    (input_name,) = sig.structured_input_signature[1]
+    assert input_name == "inputs"
+    x = np.random.default_rng(1).uniform(size=(3, *shape)).astype("float32")
+    served = sig(inputs=x)
+    primary = keras_zoo.export.signatures.SIGNATURES[TASK_DEFAULT[spec.task]]
+    fn, _ = primary(model, shape)
+    expected = fn(x)
+    assert set(served) == set(expected)
+    for key in expected:
+        np.testing.assert_allclose(np.asarray(served[key]), np.asarray(expected[key]), rtol=1e-4, atol=1e-5)
