@@ -341,14 +341,6 @@ def catalog_entries() -> list[dict]:
     return entries
 
 
-def write_catalog(path: str = CATALOG_PATH) -> str:
-    """Regenerate catalog.json from the live registry (atomically)."""
-    from keras_zoo._io import atomic_write_text
-
-    atomic_write_text(path, json.dumps(catalog_entries(), indent=1) + "\n")
-    return path
-
-
 def read_catalog(path: str = CATALOG_PATH) -> list[dict]:
     with open(path, encoding="utf-8") as f:
         return json.load(f)

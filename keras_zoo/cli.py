@@ -1,0 +1,288 @@
+"""`keras-zoo`: a thin command-line shell over the Python API.
+
+`list`, `info` and `--help` answer from `catalog.json` without importing TensorFlow; every other
+command imports the API only once its arguments have been parsed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _parse_value(text: str):
+    """`--set width=64` values: JSON where it parses (numbers, lists, true/false), else a string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _parse_overrides(pairs) -> dict:
+    overrides = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"keras-zoo: --set expects KEY=VALUE, got {pair!r}")
+        overrides[key.replace("-", "_")] = _parse_value(value)
+    return overrides
+
+
+def _parse_size(text: str | None):
+    if text is None:
+        return None
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        size = ()
+    if len(size) == 1:
+        size = size * 2
+    if len(size) != 2 or min(size) < 1:
+        raise SystemExit(f"keras-zoo: --image-size expects HxW (e.g. 28x28), got {text!r}")
+    return size
+
+
+def _catalog() -> list[dict]:
+    from keras_zoo.registry import read_catalog
+
+    return read_catalog()
+
+
+def _fmt_params(n: int) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}K"
+
+
+# --------------------------------------------------------------------------- list / info
+
+
+def cmd_list(args) -> int:
+    import fnmatch
+
+    rows = [e for e in _catalog()
+            if fnmatch.fnmatch(e["name"], args.pattern)
+            and (args.family is None or e["family"] == args.family)
+            and (args.task is None or e["task"] == args.task)
+            and (args.pretrained is False or e.get("pretrained"))]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    header = ("name", "family", "task", "params", "input", "recipe")
+    table = [header] + [(e["name"], e["family"], e["task"], _fmt_params(e["parameters"]),
+                         "x".join(map(str, e["input_shape"])), e["recipe"]) for e in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def cmd_info(args) -> int:
+    entries = {e["name"]: e for e in _catalog()}
+    if args.name not in entries:
+        import difflib
+
+        close = difflib.get_close_matches(args.name, list(entries), n=3, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        print(f"keras-zoo: unknown model {args.name!r}.{hint}", file=sys.stderr)
+        return 2
+    print(json.dumps(entries[args.name], indent=2))
+    return 0
+
+
+# --------------------------------------------------------------------------- train / evaluate / export
+
+
+def cmd_train(args) -> int:
+    import keras_zoo
+
+    out = args.out or os.path.join("runs", f"{args.name}-{os.path.basename(os.path.normpath(args.data))}")
+    data_options = {}
+    if args.image_size:
+        data_options["image_size"] = _parse_size(args.image_size)
+    if args.color_mode:
+        data_options["color_mode"] = args.color_mode
+    print(f"training {args.name} on {args.data}; run directory {out}", file=sys.stderr)
+    result = keras_zoo.train(
+        args.name, args.data, recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, run_dir=out, seed=args.seed, export=not args.no_export,
+        data_options=data_options, verbose=1 if sys.stderr.isatty() else 2,
+        **_parse_overrides(args.set))
+    with open(os.path.join(out, "metrics.json"), encoding="utf-8") as f:
+        summary = json.load(f)
+    print(f"held-out (test split, {result.info.num_examples['test']} examples) after "
+          f"{summary['epochs_run']} epochs in {summary['train_seconds']:.1f} s:")
+    for key, value in result.metrics.items():
+        print(f"  {key}: {value:.4f}")
+    print(f"checkpoint: {os.path.join(out, 'model.keras')}")
+    if result.export_path:
+        print(f"export: {result.export_path}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    import keras_zoo
+
+    data_options = {"image_size": _parse_size(args.image_size)} if args.image_size else {}
+    metrics = keras_zoo.evaluate(args.model, args.data, split=args.split, seed=args.seed,
+                                 data_options=data_options)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def cmd_export(args) -> int:
+    import keras_zoo
+    from keras_zoo.recipes.training import load_model
+
+    model = load_model(args.model)
+    class_names = None
+    metrics_path = os.path.join(args.model, "metrics.json") if os.path.isdir(args.model) else None
+    if metrics_path and os.path.exists(metrics_path):
+        with open(metrics_path, encoding="utf-8") as f:
+            class_names = json.load(f).get("class_names")
+    path = keras_zoo.export_model(model, args.out, version=args.version, class_names=class_names)
+    print(path)
+    return 0
+
+
+# --------------------------------------------------------------------------- predict
+
+
+def _load_images(paths, shape):
+    """Read image files as float32 in [0, 1], resized and converted to the model's (H, W, C)."""
+    import numpy as np
+    from PIL import Image
+
+    h, w, c = shape
+    batch = []
+    for p in paths:
+        if not os.path.exists(p):
+            raise SystemExit(f"keras-zoo: no image at {p!r}")
+        img = Image.open(p).convert("L" if c == 1 else "RGB")
+        if img.size != (w, h):
+            print(f"note: resizing {p} from {img.size[0]}x{img.size[1]} to {w}x{h}", file=sys.stderr)
+            img = img.resize((w, h), Image.BILINEAR)
+        arr = np.asarray(img, dtype="float32") / 255.0
+        batch.append(arr.reshape(h, w, c))
+    return np.stack(batch)
+
+
+def cmd_predict(args) -> int:
+    import numpy as np
+
+    target = args.model
+    is_export = os.path.isdir(target) and (
+        os.path.exists(os.path.join(target, "saved_model.pb"))
+        or any(d.isdigit() for d in os.listdir(target)))
+    if is_export:
+        from keras_zoo.export import load_export
+
+        loaded, meta = load_export(target)
+        sig = loaded.signatures["serving_default"]
+        spec = sig.structured_input_signature[1]["inputs"]
+        if spec.dtype.name == "uint8":
+            x = (_load_images(args.images, tuple(spec.shape[1:])) * 255).round().astype("uint8")
+        else:
+            x = _load_images(args.images, tuple(spec.shape[1:]))
+        out = {k: v.numpy() for k, v in sig(inputs=x).items()}
+        probs, class_names = out["probabilities"], meta.get("class_names") or []
+    elif os.path.exists(target):
+        from keras_zoo.recipes.training import load_model
+
+        model = load_model(target)
+        x = _load_images(args.images, tuple(model.inputs[0].shape[1:]))
+        probs = np.asarray(model.predict(x, verbose=0))
+        class_names = []
+        meta_path = os.path.join(target, "metrics.json") if os.path.isdir(target) else None
+        if meta_path and os.path.exists(meta_path):
+            with open(meta_path, encoding="utf-8") as f:
+                class_names = json.load(f).get("class_names") or []
+    else:
+        from keras_zoo import registry
+
+        registry.get_spec(target)  # an unknown name raises with suggestions
+        print(f"keras-zoo: {target!r} is a registered model without trained weights here; pass a run "
+              "directory, a .keras file or an export directory", file=sys.stderr)
+        return 2
+    if probs.ndim != 2:
+        print(f"keras-zoo: predict prints class predictions; this model outputs shape {probs.shape}",
+              file=sys.stderr)
+        return 2
+    for path, p in zip(args.images, probs):
+        k = int(np.argmax(p))
+        label = class_names[k] if k < len(class_names) else str(k)
+        print(f"{path}\t{label}\t{p[k]:.4f}")
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="keras-zoo",
+        description="Build, train, evaluate and export models from the keras_zoo registry.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list registered models (no TensorFlow import)")
+    p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'cnn*'")
+    p.add_argument("--family")
+    p.add_argument("--task")
+    p.add_argument("--pretrained", action="store_true", help="only models with shipped weights")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("info", help="details of one model")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("train", help="train, evaluate on the held-out split, checkpoint and export")
+    p.add_argument("name", help="registry name")
+    p.add_argument("--data", required=True,
+                   help="built-in set (digits, shapes, moons, spirals), TFDS name or image folder")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--recipe", help="recipe name (default: the model's own)")
+    p.add_argument("--out", help="run directory (default runs/NAME-DATA); rerun to resume")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", help="resize images to HxW")
+    p.add_argument("--color-mode", choices=("grayscale", "rgb"))
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model override, repeatable")
+    p.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="metrics of a trained model on a data split")
+    p.add_argument("model", help=".keras file or run directory")
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    p.add_argument("--seed", type=int, default=0, help="the seed the split was made with")
+    p.add_argument("--image-size")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export", help="export a trained model as a SavedModel for TF Serving")
+    p.add_argument("model", help=".keras file or run directory")
+    p.add_argument("--out", required=True, help="serving root; writes OUT/NAME/VERSION")
+    p.add_argument("--version", type=int)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("predict", help="classify image files")
+    p.add_argument("model", help="export directory, .keras file or run directory")
+    p.add_argument("images", nargs="+")
+    p.set_defaults(func=cmd_predict)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (KeyError, ValueError, FileNotFoundError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"keras-zoo: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

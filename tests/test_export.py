@@ -1,0 +1,74 @@
+"""SavedModel export: layout, versions, metadata, verification and atomic replacement."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import keras
+import keras_zoo
+from keras_zoo.export import ExportVerificationError, export_model
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(0)
+    return keras_zoo.create_model("mlp_lecture", input_shape=(8, 8, 1), num_classes=3)
+
+
+def test_layout_versions_and_metadata(model, tmp_path):
+    first = export_model(model, str(tmp_path), class_names=["a", "b", "c"])
+    second = export_model(model, str(tmp_path))
+    assert first == str(tmp_path / "mlp_lecture" / "1")
+    assert second == str(tmp_path / "mlp_lecture" / "2")
+    assert os.path.exists(os.path.join(first, "saved_model.pb"))
+    meta = json.loads((tmp_path / "mlp_lecture" / "1" / "assets.extra" / "keras_zoo.json").read_text())
+    assert meta["task"] == "classification"
+    assert meta["inputs"]["serving_default"] == [{"name": "inputs", "shape": [None, 8, 8, 1], "dtype": "float32"}]
+    assert (tmp_path / "mlp_lecture" / "1" / "assets" / "class_names.txt").read_text().split() == ["a", "b", "c"]
+    loaded, _ = keras_zoo.load_export(str(tmp_path / "mlp_lecture"))  # highest version
+    x = np.random.default_rng(0).uniform(size=(4, 8, 8, 1)).astype("float32")
+    out = loaded.signatures["serving_default"](inputs=x)
+    np.testing.assert_allclose(out["probabilities"].numpy(), model.predict(x, verbose=0), atol=1e-6)
+    np.testing.assert_array_equal(out["class_ids"].numpy(), model.predict(x, verbose=0).argmax(-1))
+
+
+def test_overwriting_a_version_replaces_it_whole_and_leaves_no_staging(model, tmp_path):
+    export_model(model, str(tmp_path), version=3)
+    marker = tmp_path / "mlp_lecture" / "3" / "stale.txt"
+    marker.write_text("old export")
+    export_model(model, str(tmp_path), version=3)
+    assert not marker.exists()
+    assert sorted(os.listdir(tmp_path / "mlp_lecture")) == ["3"]
+
+
+def test_failed_verification_is_loud_and_publishes_nothing(model, tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    real_load = tf.saved_model.load
+
+    class Drifted:
+        """A reloaded SavedModel whose serving outputs are off by 0.5 (a broken export)."""
+
+        def __init__(self, loaded):
+            self.signatures = {name: (lambda f: lambda **kw: {k: v + 0.5 if v.dtype.is_floating else v
+                                                              for k, v in f(**kw).items()})(f)
+                               for name, f in loaded.signatures.items()}
+
+    monkeypatch.setattr(tf.saved_model, "load", lambda path, *a, **k: Drifted(real_load(path, *a, **k)))
+    with pytest.raises(ExportVerificationError, match="reloaded SavedModel differs"):
+        export_model(model, str(tmp_path), version=1)
+    assert os.listdir(tmp_path / "mlp_lecture") == []
+
+
+def test_bad_arguments(model, tmp_path):
+    with pytest.raises(ValueError, match="version must be an int >= 1, got 0"):
+        export_model(model, str(tmp_path), version=0)
+    with pytest.raises(ValueError, match="unknown signature"):
+        export_model(model, str(tmp_path), signatures=["nope"])
+    anonymous = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)], name="not_registered")
+    with pytest.raises(ValueError, match="not registered; pass task="):
+        export_model(anonymous, str(tmp_path))
+    with pytest.raises(FileNotFoundError):
+        keras_zoo.load_export(str(tmp_path / "missing"))
