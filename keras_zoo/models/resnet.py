@@ -184,7 +184,8 @@ def resnet_features(model, layer_names=None, name="features") -> keras.Model:
     if missing or not layer_names:
         raise ValueError(f"model {model.name!r} has no layer(s) {missing or layer_names}; "
                          f"ResNet feature layers are {[n for n in FEATURE_LAYERS if n in present]}")
-    return keras.Model(model.inputs, [model.get_layer(n).output for n in layer_names], name=name)
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, [model.get_layer(n).output for n in layer_names], name=name)
 
 
 # === Registered variants ===
