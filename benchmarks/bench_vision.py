@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -118,7 +119,7 @@ def main():
         "load": f"before: {load_before}; after: {_load()}",
     }
     print(json.dumps(record, indent=2))
-    suffix = f"_{args.corruption.split(':')[0]}" if args.corruption else ""
+    suffix = "_" + re.sub(r"[^A-Za-z0-9.]+", "-", args.corruption) if args.corruption else ""
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", f"{args.model}{suffix}.json")
     atomic_write_text(out, json.dumps(record, indent=2) + "\n")
 
