@@ -31,6 +31,8 @@ _API = {
     "load_splits": "keras_zoo.data",
     "export_model": "keras_zoo.export",
     "load_export": "keras_zoo.export",
+    "run_experiment": "keras_zoo.experiments",
+    "list_experiments": "keras_zoo.experiments",
 }
 
 __all__ = sorted(_API) + ["__version__"]

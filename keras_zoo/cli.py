@@ -216,6 +216,26 @@ def cmd_predict(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- experiment
+
+
+def cmd_experiment(args) -> int:
+    from keras_zoo.experiments import run_experiment
+
+    out = args.out or os.path.join("runs", f"experiment-{args.name}")
+    print(f"running experiment {args.name} (size {args.size}, seed {args.seed}); plots to {out}",
+          file=sys.stderr)
+    table = run_experiment(args.name, size=args.size, plot_dir=out, seed=args.seed)
+    print(table.to_markdown())
+    from keras_zoo._io import atomic_write_text
+
+    atomic_write_text(os.path.join(out, f"{args.name}.json"), table.to_json() + "\n")
+    for path in table.plots:
+        print(f"plot: {path}")
+    print(f"table: {os.path.join(out, args.name + '.json')}")
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -271,6 +291,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="export directory, .keras file or run directory")
     p.add_argument("images", nargs="+")
     p.set_defaults(func=cmd_predict)
+
+    from keras_zoo.experiments import list_experiments  # a name table; imports no TensorFlow
+
+    p = sub.add_parser("experiment", help="run a lecture experiment, print its table, save its plots")
+    p.add_argument("name", choices=list_experiments())
+    p.add_argument("--size", default="default", choices=("small", "default"),
+                   help="small: seconds, for a quick look; default: the lecture figures")
+    p.add_argument("--out", help="where plots and the JSON table go (default runs/experiment-NAME)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_experiment)
     return parser
 
 
