@@ -131,7 +131,9 @@ def test_regularization_small(tmp_path):
         assert 0.5 < row["test_accuracy"] <= 1.0
     assert table.row("none")["epochs_run"] == 12
     assert 1 <= table.row("early stopping")["epochs_run"] <= 12
-    assert len(table.series["val_loss"]["none"]) == 12
+    curve = table.series["val_cross_entropy"]["none"]
+    assert len(curve) == 12 and curve[-1] < curve[0]
+    assert table.row("none")["test_cross_entropy"] > 0
     assert _is_png(table.plots[0])
 
 
