@@ -31,7 +31,8 @@ CANDIDATES = ("conv_autoencoder", "denoising_autoencoder", "masked_autoencoder",
 
 _PRESETS = {
     "small": {"epochs": 2, "probe_limit": 600, "labels_per_class": 10, "repeats": 2},
-    "default": {"epochs": 30, "probe_limit": None, "labels_per_class": 10, "repeats": 5},
+    # default: every model trains as long as its own recipe says (early stopping included).
+    "default": {"epochs": None, "probe_limit": None, "labels_per_class": 10, "repeats": 5},
 }
 
 
@@ -80,7 +81,8 @@ def representations(data: str = "digits", *, size: str = "default", models=CANDI
         size: ``"small"`` (seconds; tests) or ``"default"``.
         models: registry names to compare (default `CANDIDATES`); unregistered names are skipped
             with a note.
-        epochs: training epochs for every model (preset by `size`).
+        epochs: training epochs for every model (default: 2 at small size, each recipe's own
+            number at default size).
         seed: seeds the split, the training, the probes' label draws and the augmentations.
         plot_dir: when given, writes ``representations.png`` (probe accuracy per encoder, and the
             alignment-uniformity plane).
@@ -106,7 +108,9 @@ def representations(data: str = "digits", *, size: str = "default", models=CANDI
     if not models:
         raise ValueError(f"models must name at least one registry name, e.g. {list(CANDIDATES)}")
     preset = _PRESETS[size]
-    epochs = _validate.positive_int("epochs", epochs if epochs is not None else preset["epochs"])
+    epochs = epochs if epochs is not None else preset["epochs"]
+    if epochs is not None:
+        epochs = _validate.positive_int("epochs", epochs)
 
     registered = set(list_models())
     present = [m for m in models if m in registered]
@@ -135,7 +139,7 @@ def representations(data: str = "digits", *, size: str = "default", models=CANDI
                 "probe_accuracy": probe_all["accuracy"],
                 f"probe_accuracy_{budget}_per_class": probe_few["accuracy"],
                 "alignment": geometry["alignment"], "uniformity": geometry["uniformity"],
-                "train_seconds": seconds}
+                "epochs_run": 0, "train_seconds": seconds}
 
     rows = [measure("pixels", False, lambda x: x.reshape(len(x), -1), 0.0)]
     with tempfile.TemporaryDirectory(prefix="keras_zoo-representations-") as runs:
@@ -147,14 +151,17 @@ def representations(data: str = "digits", *, size: str = "default", models=CANDI
                            resume=False, verbose=verbose)
             seconds = round(time.perf_counter() - started, 1)
             encoder = _encoder(result.model)
-            rows.append(measure(name, True, lambda x: _features(encoder, x), seconds))
+            row = measure(name, True, lambda x: _features(encoder, x), seconds)
+            row["epochs_run"] = len(next(iter(result.history.values()), []))
+            rows.append(row)
             keras.utils.set_random_seed(seed + 1)
             untrained = _encoder(create_model(name, input_shape=info.input_shape))
             rows.append(measure(f"{name} (random weights)", False,
                                 lambda x: _features(untrained, x), 0.0))
 
+    schedule = f"{epochs} epochs each" if epochs else "as many epochs as each recipe says"
     notes = [f"{info.name}: encoders trained on {info.num_examples['train']} unlabelled images for "
-             f"{epochs} epochs each with their own recipes; probes fitted on {len(x_train)} labelled "
+             f"{schedule}, with their own recipes; probes fitted on {len(x_train)} labelled "
              f"training images and scored on {len(x_test)} test images, seed {seed}.",
              f"probe_accuracy_{budget}_per_class: mean over {preset['repeats']} draws of "
              f"{budget} labelled images per class.",
@@ -166,7 +173,8 @@ def representations(data: str = "digits", *, size: str = "default", models=CANDI
     table = _common.ResultTable(
         title=f"Representations on {info.name}: linear probe, alignment, uniformity",
         columns=["representation", "trained", "dimensions", "probe_accuracy",
-                 f"probe_accuracy_{budget}_per_class", "alignment", "uniformity", "train_seconds"],
+                 f"probe_accuracy_{budget}_per_class", "alignment", "uniformity", "epochs_run",
+                 "train_seconds"],
         rows=rows, notes=notes,
         settings={"data": data, "size": size, "models": list(present), "skipped": missing,
                   "epochs": epochs, "seed": seed})
