@@ -334,8 +334,9 @@ def create_model(name: str, input_shape=None, num_classes: int | None = None, **
         kwargs["num_classes"] = num_classes
     model = spec.builder(input_shape=shape, **kwargs)
     # Keras names must be unique within a graph but not globally; the registry name is what an
-    # export directory and `model_info` key on.
-    model._name = spec.name
+    # export directory and `model_info` key on. (Keras 3 keeps the name in `.name`, not `._name`; a
+    # preset's builder is its base model's, so this is what names a preset's model after the preset.)
+    model.name = spec.name
     return model
 
 

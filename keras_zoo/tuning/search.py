@@ -356,8 +356,11 @@ def tune(name: str, data, tuner: str = "random", max_trials: int = 10, objective
     if role == "worker":
         ran = [{"trial_id": t, "status": "RAN", "score": None, "values": {}, "test": {},
                 "default": False, "message": ""} for t in getattr(kt_tuner, "ran", [])]
-        return TuneResult(name, metric, direction, None, None, None, None, None, {}, None, None, {},
-                          _held_out_metric(metric), ran, os.path.abspath(directory), role=role)
+        result = TuneResult(name, metric, direction, None, None, None, None, None, {}, None, None, {},
+                            _held_out_metric(metric), ran, os.path.abspath(directory), role=role)
+        if verbose:
+            print(f"{os.environ.get('KERASTUNER_TUNER_ID')}: {result.summary()}; the chief holds the results")
+        return result
 
     result = _collect(kt_tuner.oracle, name, params, base_recipe, metric, direction,
                       os.path.abspath(directory), role)
