@@ -49,7 +49,8 @@ def main() -> int:
                             epochs=args.epochs, seed=args.seed, directory=directory, verbose=1)
     seconds = time.perf_counter() - started
     best_t, default_t = result.held_out
-    better = result.direction == "max" and best_t >= default_t or result.direction == "min" and best_t <= default_t
+    better = best_t >= default_t if result.direction == "max" else best_t <= default_t
+    acc_best, acc_default = result.best_test.get("accuracy"), result.default_test.get("accuracy")
     record = {
         "topic": f"tune {args.model} on {args.data}",
         "data": args.data,
@@ -57,14 +58,19 @@ def main() -> int:
         "trials": len(result.trials),
         "epochs_per_trial": args.epochs,
         "objective": result.objective,
+        "direction": result.direction,
         "held_out_metric": f"test {result.held_out_metric}",
         "default_score": result.default_score,
         "best_score": result.best_score,
         "default_held_out": default_t,
         "best_held_out": best_t,
+        "best_at_least_default_on_held_out": bool(better),
+        "default_test": result.default_test,
+        "best_test": result.best_test,
+        "best_test_accuracy_at_least_default": (None if acc_best is None or acc_default is None
+                                                else bool(acc_best >= acc_default)),
         "best_trial": result.best_trial_id,
         "best_hyperparameters": result.best_hyperparameters,
-        "best_at_least_default_on_held_out": bool(better),
         "seconds": round(seconds, 1),
         "within_budget": seconds <= args.budget_s,
         "command": (f"PYTHONPATH=$PWD python benchmarks/bench_tune.py --trials {args.trials} "

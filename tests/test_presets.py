@@ -74,7 +74,9 @@ def test_train_and_cli_train_use_the_preset_recipe_knobs(home, tmp_path):
     assert result.model.name == "digits_mlp"
     summary = json.loads((tmp_path / "api" / "metrics.json").read_text())
     assert summary["recipe"]["batch_size"] == 32 and summary["recipe"]["learning_rate"] == 0.005
-    assert summary["recipe"]["monitor"] == "val_accuracy"  # the rest is the base recipe
+    base = keras_zoo.get_recipe("classifier")
+    assert summary["recipe"]["monitor"] == base.monitor  # the rest is the base recipe
+    assert summary["recipe"]["epochs"] == 1 and summary["recipe"]["name"] == "preset:digits_mlp"
 
     assert cli.main(["train", "digits_mlp", "--data", "moons:count=200", "--epochs", "1",
                      "--out", str(tmp_path / "cli"), "--no-export"]) == 0

@@ -146,15 +146,19 @@ def test_random_search_starts_at_defaults_is_resumable_and_saves_a_preset(tmp_pa
     assert default["default"] and default["values"] == {
         k: p.default for k, p in search_space("mlp_lecture").items()}
     assert result.default_trial_id == "0"
-    assert result.best_score >= result.default_score
+    recipe = get_recipe("classifier")
+    assert (result.objective, result.direction) == (recipe.monitor, recipe.monitor_mode)
+    best = max if result.direction == "max" else min
+    assert result.best_score == best(t["score"] for t in result.trials)
+    assert best(result.best_score, result.default_score) == result.best_score
     assert set(result.best_test) == {"loss", "accuracy"} and set(result.default_test) == {"loss", "accuracy"}
-    assert result.held_out_metric == "accuracy"
-    assert 0.0 <= result.held_out[0] <= 1.0
-    scores = [t["score"] for t in result.trials]
-    assert result.best_score == max(scores)
+    assert result.held_out_metric == recipe.monitor.replace("val_", "")
+    assert result.held_out == (result.best_test[result.held_out_metric],
+                               result.default_test[result.held_out_metric])
+    assert 0.0 <= result.best_test["accuracy"] <= 1.0
     assert result.best_recipe_changes.keys() == {"learning_rate", "weight_decay", "batch_size"}
     table = result.table()
-    assert "0 (default)" in table and "val_accuracy" in table and "learning_rate" in table
+    assert "0 (default)" in table and result.objective in table and "learning_rate" in table
     with open(os.path.join(directory, "summary.json"), encoding="utf-8") as f:
         assert json.load(f)["best_trial_id"] == result.best_trial_id
 
@@ -168,7 +172,7 @@ def test_random_search_starts_at_defaults_is_resumable_and_saves_a_preset(tmp_pa
     assert record["base_model"] == "mlp_lecture"
     assert record["model_overrides"] == result.best_model_overrides
     assert record["recipe"] == result.best_recipe_changes
-    assert record["score"] == result.best_score and record["objective"]["name"] == "val_accuracy"
+    assert record["score"] == result.best_score and record["objective"]["name"] == result.objective
     assert record["data"] == MOONS and record["input_shape"] == [2] and record["num_classes"] == 2
     assert "moons_mlp" in keras_zoo.list_models()
 
@@ -194,7 +198,8 @@ def test_bayesian_and_hyperband_searches_run_the_default_first(tuner, tmp_path):
     assert len(result.trials) == 2
     assert result.trials[0]["default"] and result.trials[0]["status"] == "COMPLETED"
     assert all(t["status"] == "COMPLETED" for t in result.trials)
-    assert result.best_score >= result.default_score
+    assert result.best_score == (max if result.direction == "max" else min)(
+        result.best_score, result.default_score)
 
 
 # --------------------------------------------------------------------------- distributed

@@ -104,11 +104,11 @@ class TuneResult:
             return f"worker ran trials {', '.join(t['trial_id'] for t in self.trials) or 'none'}"
         if self.best_trial_id is None:
             return "no trial completed"
-        best_t, default_t = self.held_out
         text = (f"best trial {self.best_trial_id}: {self.objective} {_fmt(self.best_score)} "
-                f"(default configuration: {_fmt(self.default_score)})\n"
-                f"held-out (test split) {self.held_out_metric}: best {_fmt(best_t)}, "
-                f"default {_fmt(default_t)}")
+                f"(default configuration, trial {self.default_trial_id}: {_fmt(self.default_score)})")
+        for key in dict.fromkeys([self.held_out_metric, *self.best_test, *self.default_test]):
+            text += (f"\nheld-out (test split) {key}: best {_fmt(self.best_test.get(key))}, "
+                     f"default {_fmt(self.default_test.get(key))}")
         if self.preset_path:
             text += f"\npreset saved: {self.preset_path}"
         return text
