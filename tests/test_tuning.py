@@ -88,6 +88,20 @@ def test_tuple_and_mixed_choices_round_trip_through_keras_tuner():
     assert scale_augment(("flip", "rotate:0.2"), 0.5) == ("flip", "rotate:0.1")
     assert scale_augment(("flip", "rotate:0.2"), 0.0) == ()
     assert scale_augment(("flip", "rotate"), 1.0) == ("flip", "rotate")
+    # A strength left to the augmentation's own default (rotate: 0.1 of a turn) is scaled too.
+    assert scale_augment(("flip", "rotate"), 2.0) == ("flip", "rotate:0.2")
+
+
+def test_a_recipe_that_augments_gets_an_augmentation_strength_knob():
+    from keras_zoo.tuning.space import split_values, trial_recipe
+
+    recipe = get_recipe("classifier").replace(augment=("flip", "rotate:0.2"))
+    params = search_space("cnn_small", recipe=recipe)
+    assert params["augment_strength"].default == 1.0
+    overrides, changes = split_values(params, {"width": 16, "augment_strength": 0.5}, recipe)
+    assert overrides == {"width": 16} and changes == {"augment": ("flip", "rotate:0.1")}
+    assert trial_recipe(recipe, {"augment": recipe.augment}) is recipe
+    assert trial_recipe(recipe, changes).augment == ("flip", "rotate:0.1")
 
 
 # --------------------------------------------------------------------------- bad input, early
@@ -106,6 +120,12 @@ def test_bad_arguments_fail_before_any_training(tmp_path):
         keras_zoo.tune("mlp_lecture", MOONS, save_preset="../x", directory=str(tmp_path))
     with pytest.raises(KeyError, match="cnn_smal"):
         keras_zoo.tune("cnn_smal", MOONS, directory=str(tmp_path))
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": "1",
+                           "KERASTUNER_TUNER_ID": "tuner0"}.items():
+            mp.setenv(key, value)
+        with pytest.raises(ValueError, match="overwrite=True is refused in distributed tuning"):
+            keras_zoo.tune("mlp_lecture", MOONS, overwrite=True, directory=str(tmp_path))
     assert not os.listdir(tmp_path), "nothing may be written before the arguments are checked"
 
 

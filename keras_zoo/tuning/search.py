@@ -339,6 +339,11 @@ def tune(name: str, data, tuner: str = "random", max_trials: int = 10, objective
 
     role = ("chief" if dist_utils.is_chief_oracle() else "worker") if dist_utils.has_chief_oracle() \
         else "single"
+    if overwrite and role != "single":
+        # Every process of a distributed search shares the directory; one deleting it while the
+        # others write would lose trials.
+        raise ValueError("overwrite=True is refused in distributed tuning (KERASTUNER_ORACLE_IP is "
+                         f"set): point every process at a new directory instead of {directory!r}")
     hypermodel = ZooHyperModel(name, data, recipe=base_recipe, space=space, objective=metric,
                                direction=direction, epochs=epochs, seed=seed,
                                data_options=data_options, verbose=2 if verbose >= 2 else 0)
