@@ -230,6 +230,17 @@ def _tuner_classes():
             kwargs["run_dir"] = os.path.join(self.get_trial_dir(trial.trial_id), "run")
             return super().run_trial(trial, *args, **kwargs)
 
+        def search(self, *fit_args, **fit_kwargs):
+            from keras_tuner.src.distribute import utils as dist_utils
+
+            if not dist_utils.is_chief_oracle():
+                return super().search(*fit_args, **fit_kwargs)
+            # The chief serves KerasTuner's own oracle service; only the wait for the last worker
+            # differs: KerasTuner polls every 20 s once the search is over, this every 0.5 s.
+            self.oracle.verbose = fit_kwargs.get("verbose", 1)
+            self.save()
+            _serve_oracle(self.oracle)
+
         def on_trial_end(self, trial):
             self.__dict__.setdefault("ran", []).append(trial.trial_id)
             super().on_trial_end(trial)
@@ -245,6 +256,31 @@ def _tuner_classes():
             kt.Tuner.__init__(self, oracle=oracle, **kwargs)
 
     return Tuner, Hyperband
+
+
+def _serve_oracle(oracle, poll_s: float = 0.5) -> None:
+    """KerasTuner's `oracle_chief.start_server`, returning within `poll_s` of the last result."""
+    import time
+    from concurrent import futures
+
+    import grpc
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute import oracle_chief
+
+    servicer = oracle_chief.OracleServicer(oracle)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
+    if not server.add_insecure_port(address):
+        raise RuntimeError(f"the chief cannot listen on {address} (KERASTUNER_ORACLE_IP/PORT)")
+    server.start()
+    try:
+        # Done when the oracle has said "stop" to a worker, no trial is running and every worker
+        # has been told to stop (oracle.tuner_ids empties as they ask for more).
+        while not (servicer.stop_triggered and oracle_chief.exit_chief(oracle)):
+            time.sleep(poll_s)
+    finally:
+        server.stop(grace=1.0)
 
 
 def _last_line(message) -> str:
