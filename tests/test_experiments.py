@@ -153,3 +153,28 @@ def test_geometric_view_from_cli(tmp_path, capsys):
     assert widths == [2, 8, 8, 2]
     for r in saved["rows"][:-1]:
         assert 0.0 < r["variance_shown_2d"] <= 1.0 + 1e-6
+
+
+@pytest.mark.slow
+def test_representations_small_skips_what_is_not_registered(tmp_path):
+    import keras_zoo
+
+    if "conv_autoencoder" not in keras_zoo.list_models():
+        pytest.skip("the autoencoder family is not registered in this checkout")
+    table = experiments.representations(size="small", models=("conv_autoencoder", "no_such_model"),
+                                        epochs=1, plot_dir=str(tmp_path))
+    names = table.column("representation")
+    assert names == ["pixels", "conv_autoencoder", "conv_autoencoder (random weights)"]
+    assert any("not registered" in n and "no_such_model" in n for n in table.notes)
+    assert table.settings["skipped"] == ["no_such_model"]
+    pixels, trained = table.row("pixels"), table.row("conv_autoencoder")
+    assert pixels["dimensions"] == 64 and trained["dimensions"] == 32
+    assert trained["epochs_run"] == 1
+    for row in table.rows:
+        # Digits are easy: every representation, even random conv features, beats chance by far.
+        assert 0.5 < row["probe_accuracy"] <= 1.0
+        assert 0.0 <= row["alignment"] <= 4.0  # squared distance between unit vectors
+        assert -8.0 <= row["uniformity"] <= 0.0  # log of a mean of exp(-2 d^2), d^2 <= 4
+    assert _is_png(table.plots[0])
+    with pytest.raises(ValueError, match="none of \\['no_such_model'\\] is registered"):
+        experiments.representations(size="small", models=("no_such_model",))

@@ -36,6 +36,7 @@ _HELPERS = {
     "CORRUPTIONS": "keras_zoo.experiments.memorization",
     "corrupt": "keras_zoo.experiments.memorization",
     "REGULARIZERS": "keras_zoo.experiments.overfitting",
+    "ENCODER_MODELS": "keras_zoo.experiments.probes",
 }
 
 __all__ = ["ResultTable", "SIZES", "EXPERIMENTS", "list_experiments", "get_experiment",

@@ -1,6 +1,6 @@
 """Learned representations compared: what does each self-supervised objective put in its encoder?
 
-Every registered encoder family among `CANDIDATES` (autoencoder, denoising and masked autoencoder,
+Every registered encoder family among `ENCODER_MODELS` (autoencoder, denoising and masked autoencoder,
 VAE, SimCLR) is trained with its own recipe on the same unlabelled images; its encoder is then frozen
 and judged three ways on held-out images:
 
@@ -27,7 +27,7 @@ from keras_zoo import _validate
 from keras_zoo.experiments import _common
 
 # Registry names, in the lecture's order.
-CANDIDATES = ("conv_autoencoder", "denoising_autoencoder", "masked_autoencoder", "vae", "simclr")
+ENCODER_MODELS = ("conv_autoencoder", "denoising_autoencoder", "masked_autoencoder", "vae", "simclr")
 
 _PRESETS = {
     "small": {"epochs": 2, "probe_limit": 600, "labels_per_class": 10, "repeats": 2},
@@ -70,7 +70,7 @@ def _views(images, seed: int):
     return (np.asarray(augment(images, training=True)), np.asarray(augment(images, training=True)))
 
 
-def representations(data: str = "digits", *, size: str = "default", models=CANDIDATES,
+def representations(data: str = "digits", *, size: str = "default", models=ENCODER_MODELS,
                     epochs: int | None = None, seed: int = 0, plot_dir: str | None = None,
                     verbose=0) -> _common.ResultTable:
     """Train each registered encoder family on `data` and compare the frozen representations.
@@ -79,7 +79,7 @@ def representations(data: str = "digits", *, size: str = "default", models=CANDI
         data: an image source with labels for `keras_zoo.data.load_splits` (labels are used only by
             the probes, never for training the encoders).
         size: ``"small"`` (seconds; tests) or ``"default"``.
-        models: registry names to compare (default `CANDIDATES`); unregistered names are skipped
+        models: registry names to compare (default `ENCODER_MODELS`); unregistered names are skipped
             with a note.
         epochs: training epochs for every model (default: 2 at small size, each recipe's own
             number at default size).
@@ -106,7 +106,7 @@ def representations(data: str = "digits", *, size: str = "default", models=CANDI
     size = _common.check_size(size)
     models = tuple(models)
     if not models:
-        raise ValueError(f"models must name at least one registry name, e.g. {list(CANDIDATES)}")
+        raise ValueError(f"models must name at least one registry name, e.g. {list(ENCODER_MODELS)}")
     preset = _PRESETS[size]
     epochs = epochs if epochs is not None else preset["epochs"]
     if epochs is not None:
@@ -142,6 +142,7 @@ def representations(data: str = "digits", *, size: str = "default", models=CANDI
                 "epochs_run": 0, "train_seconds": seconds}
 
     rows = [measure("pixels", False, lambda x: x.reshape(len(x), -1), 0.0)]
+    untrained_probes, duplicates = {}, []
     with tempfile.TemporaryDirectory(prefix="keras_zoo-representations-") as runs:
         for name in present:
             started = time.perf_counter()
@@ -156,6 +157,15 @@ def representations(data: str = "digits", *, size: str = "default", models=CANDI
             rows.append(row)
             keras.utils.set_random_seed(seed + 1)
             untrained = _encoder(create_model(name, input_shape=info.input_shape))
+            probe = _features(untrained, x_test[:64])
+            # Models that differ only in their recipe (plain and denoising autoencoder) are the
+            # same network before training: one baseline row is enough.
+            twin = next((other for other, p in untrained_probes.items()
+                         if p.shape == probe.shape and np.allclose(p, probe)), None)
+            if twin is not None:
+                duplicates.append(f"{name} with random weights is the same network as {twin}'s")
+                continue
+            untrained_probes[name] = probe
             rows.append(measure(f"{name} (random weights)", False,
                                 lambda x: _features(untrained, x), 0.0))
 
@@ -168,6 +178,8 @@ def representations(data: str = "digits", *, size: str = "default", models=CANDI
              "alignment and uniformity (Wang & Isola 2020) of L2-normalised features on the test "
              "images; views are random shifts (up to 1.5 pixels) and zooms (15 %). Lower is better "
              "for both."]
+    if duplicates:
+        notes.append("; ".join(duplicates) + " (not repeated).")
     if missing:
         notes.append(f"not registered in this installation, so not compared: {', '.join(missing)}.")
     table = _common.ResultTable(
