@@ -2,12 +2,18 @@
 
 The encoder maps an image to the mean and log-variance of a diagonal Gaussian q(z|x); a sample
 z = mean + exp(log_var / 2) * eps is decoded into the parameters of p(x|z), an independent
-distribution per pixel. Two pixel likelihoods, both proper likelihoods of the data:
+distribution per pixel. Three pixel likelihoods:
 
-- ``"bernoulli"``: the usual choice for [0, 1] images (a cross-entropy with fractional targets);
+- ``"bernoulli"``: the usual choice for [0, 1] images; with fractional intensities it is a
+  cross-entropy rather than a normalised likelihood, so its "nats" are not comparable to others.
 - ``"categorical"``: pixels quantised to `levels` equally spaced values in [0, 1] (17 for the
-  8x8 `digits`, whose values are k/16; 256 for 8-bit images), one softmax per pixel. On discrete
-  data this makes the negative ELBO an upper bound on -log p(x) in nats.
+  8x8 `digits`, whose values are k/16; 256 for 8-bit images), one softmax per pixel.
+- ``"logistic"``: the same `levels` values under a mixture of `components` discretised logistics
+  per pixel (PixelCNN++), which shares probability between neighbouring levels and so needs
+  far fewer parameters and examples than the categorical.
+
+The last two are proper distributions over the quantised images, so on discrete data the
+negative ELBO is an upper bound on -log p(x) in nats.
 
 The training loss is ``reconstruction_nll + beta * KL`` per example (beta = 1 is the ELBO).
 """
@@ -25,7 +31,7 @@ from keras_zoo.models import layers
 from keras_zoo.models._custom_step import CustomStepModel, deserialize, serialize
 from keras_zoo.registry import Choice, Float, Int, register_model
 
-LIKELIHOODS = ("bernoulli", "categorical")
+LIKELIHOODS = ("bernoulli", "categorical", "logistic")
 
 
 # --------------------------------------------------------------------------- pixel likelihoods
@@ -36,21 +42,56 @@ def _quantise(x, levels: int):
     return ops.cast(ops.round(ops.clip(x, 0.0, 1.0) * (levels - 1)), "int32")
 
 
+def _split_logistic(params):
+    """Decoder output (..., 3M) -> mixture logits, means, log-scales, each (..., M)."""
+    m = params.shape[-1] // 3
+    log_scales = ops.maximum(params[..., 2 * m:], -7.0)  # floor: a scale of 1e-3 is already a spike
+    return params[..., :m], params[..., m:2 * m], log_scales
+
+
+def _logistic_log_prob(target, params, levels: int):
+    """log P(x) per pixel under a mixture of discretised logistics on `levels` values in [0, 1].
+
+    As PixelCNN++ (Salimans et al. 2017): a level's probability is the logistic CDF mass of its
+    bin; the lowest and highest levels take all the mass below and above, so pixels that are
+    exactly black or white are cheap to predict.
+    """
+    mix_logits, means, log_scales = _split_logistic(params)
+    half_bin = 0.5 / (levels - 1)
+    x = ops.expand_dims(ops.cast(_quantise(target, levels), "float32") / (levels - 1), -1)
+    centred = x - means
+    inv_scale = ops.exp(-log_scales)
+    plus = inv_scale * (centred + half_bin)
+    minus = inv_scale * (centred - half_bin)
+    log_cdf_plus = plus - ops.softplus(plus)  # log sigmoid(plus)
+    log_survival_minus = -ops.softplus(minus)  # log (1 - sigmoid(minus))
+    mass = ops.sigmoid(plus) - ops.sigmoid(minus)
+    # Where a bin's mass underflows, use density x bin width (the limit of a tiny bin).
+    mid = inv_scale * centred
+    log_density = mid - log_scales - 2.0 * ops.softplus(mid) + np.log(2 * half_bin)
+    interior = ops.where(mass > 1e-5, ops.log(ops.maximum(mass, 1e-12)), log_density)
+    log_prob = ops.where(x < half_bin, log_cdf_plus,
+                         ops.where(x > 1.0 - half_bin, log_survival_minus, interior))
+    return ops.logsumexp(log_prob + ops.log_softmax(mix_logits, axis=-1), axis=-1)
+
+
 def pixel_nll(target, logits, likelihood: str, levels: int):
     """Negative log-likelihood of each example (nats, summed over pixels and channels).
 
     Args:
         target: images in [0, 1], shape ``(batch, h, w, c)``.
-        logits: decoder output, ``(batch, h, w, c)`` for Bernoulli, ``(batch, h, w, c, levels)``
-            for categorical.
+        logits: decoder output: ``(batch, h, w, c)`` for Bernoulli, ``(batch, h, w, c, levels)``
+            for categorical, ``(batch, h, w, c, 3 * components)`` for the logistic mixture.
     """
     logits = ops.cast(logits, "float32")
     target = ops.cast(target, "float32")
     if likelihood == "bernoulli":
         per_pixel = ops.binary_crossentropy(target, logits, from_logits=True)
-    else:
+    elif likelihood == "categorical":
         per_pixel = ops.sparse_categorical_crossentropy(_quantise(target, levels), logits,
                                                         from_logits=True)
+    else:
+        per_pixel = -_logistic_log_prob(target, logits, levels)
     return ops.sum(ops.reshape(per_pixel, (ops.shape(per_pixel)[0], -1)), axis=-1)
 
 
@@ -59,8 +100,17 @@ def pixel_mean(logits, likelihood: str, levels: int):
     logits = ops.cast(logits, "float32")
     if likelihood == "bernoulli":
         return ops.sigmoid(logits)
-    values = np.linspace(0.0, 1.0, levels, dtype="float32")
-    return ops.sum(ops.softmax(logits, axis=-1) * values, axis=-1)
+    if likelihood == "categorical":
+        values = np.linspace(0.0, 1.0, levels, dtype="float32")
+        return ops.sum(ops.softmax(logits, axis=-1) * values, axis=-1)
+    # E[x] over levels v_0..v_{K-1} = 1 - (1 / (K - 1)) * sum_j CDF(boundary_j), boundaries between
+    # neighbouring levels; averaged over the mixture components.
+    mix_logits, means, log_scales = _split_logistic(logits)
+    boundaries = (np.arange(levels - 1, dtype="float32") + 0.5) / (levels - 1)
+    cdf = ops.sigmoid(ops.subtract(boundaries, ops.expand_dims(means, -1))
+                      * ops.exp(-ops.expand_dims(log_scales, -1)))
+    component_means = 1.0 - ops.mean(cdf, axis=-1)
+    return ops.sum(ops.softmax(mix_logits, axis=-1) * component_means, axis=-1)
 
 
 def gaussian_kl(mean, log_var):
@@ -83,8 +133,8 @@ class VariationalAutoencoder(CustomStepModel):
         encoder: `keras.Model` image -> ``[mean, log_variance]``, each ``(batch, latent_dim)``.
         decoder: `keras.Model` z -> logits of p(x|z) (see `pixel_nll`).
         beta: weight of the KL term (beta-VAE; 1 trains on the ELBO).
-        likelihood: ``"bernoulli"`` or ``"categorical"``.
-        levels: number of intensity levels of the categorical likelihood.
+        likelihood: ``"bernoulli"``, ``"categorical"`` or ``"logistic"`` (see the module notes).
+        levels: number of intensity levels of the categorical and logistic likelihoods.
         seed: seed of the reparameterisation noise.
 
     Example:
@@ -211,19 +261,24 @@ class VariationalAutoencoder(CustomStepModel):
 # --------------------------------------------------------------------------- builders
 
 
-def _conv_encoder(input_shape, latent_dim, width, depth):
+def _dropout(x, rate, name):
+    return keras.layers.Dropout(rate, name=name)(x) if rate else x
+
+
+def _conv_encoder(input_shape, latent_dim, width, depth, dropout):
     inputs = layers.image_input(input_shape)
     x = inputs
     for stage in range(depth):
         x = keras.layers.Conv2D(width * 2 ** stage, 3, strides=2, padding="same", activation="relu",
                                 name=f"down{stage}")(x)
+        x = _dropout(x, dropout, f"down{stage}_dropout")
     x = keras.layers.Flatten(name="flatten")(x)
     mean = keras.layers.Dense(latent_dim, name="z_mean")(x)
     log_var = keras.layers.Dense(latent_dim, name="z_log_variance")(x)
     return keras.Model(inputs, [mean, log_var], name="encoder")
 
 
-def _conv_decoder(output_shape, latent_dim, width, depth, channels_per_pixel, name="decoder"):
+def _conv_decoder(output_shape, latent_dim, width, depth, dropout, channels_per_pixel, name="decoder"):
     """z -> dense -> (h/2^d, w/2^d) grid -> `depth` stride-2 transposed convs -> per-pixel logits."""
     h, w, c = output_shape
     factor = 2 ** depth
@@ -231,9 +286,11 @@ def _conv_decoder(output_shape, latent_dim, width, depth, channels_per_pixel, na
     z = keras.Input(shape=(latent_dim,), name="latent")
     x = keras.layers.Dense((h // factor) * (w // factor) * top, activation="relu", name="project")(z)
     x = keras.layers.Reshape((h // factor, w // factor, top), name="grid")(x)
+    x = _dropout(x, dropout, "grid_dropout")
     for stage in reversed(range(depth)):
         x = keras.layers.Conv2DTranspose(width * 2 ** stage, 4, strides=2, padding="same",
                                          activation="relu", name=f"up{stage}")(x)
+        x = _dropout(x, dropout, f"up{stage}_dropout")
     x = keras.layers.Conv2D(c * channels_per_pixel, 3, padding="same", name="logits")(x)
     if channels_per_pixel > 1:
         x = keras.layers.Reshape((h, w, c, channels_per_pixel), name="pixel_logits")(x)
@@ -243,18 +300,21 @@ def _conv_decoder(output_shape, latent_dim, width, depth, channels_per_pixel, na
 @register_model(family="vae", task="generation", input_shape=(28, 28, 1), recipe="vae",
                 signatures=("encode", "decode", "sample", "reconstruct"), test_input_shape=(8, 8, 1),
                 search_space={"latent_dim": Int(2, 64, step=2), "width": Int(16, 128, step=16),
-                              "depth": Int(1, 3), "beta": Float(0.25, 4.0, sampling="log")})
-def vae(input_shape, latent_dim=16, width=32, depth=2, beta=1.0, likelihood="bernoulli", levels=256,
-        seed=None):
+                              "depth": Int(1, 3), "dropout": Float(0.0, 0.5),
+                              "beta": Float(0.25, 4.0, sampling="log")})
+def vae(input_shape, latent_dim=16, width=32, depth=2, dropout=0.0, beta=1.0, likelihood="bernoulli",
+        levels=256, components=2, seed=None):
     """Convolutional VAE / beta-VAE: stride-2 conv encoder, transposed-conv decoder, Gaussian latent."""
     latent_dim = _validate.positive_int("latent_dim", latent_dim)
     width = _validate.positive_int("width", width)
     depth = _validate.positive_int("depth", depth)
+    dropout = _validate.rate("dropout", dropout)
     _validate.one_of("likelihood", likelihood, LIKELIHOODS)
     levels = _validate.positive_int("levels", levels, minimum=2)
     layers.check_divisible(input_shape, 2 ** depth, "vae")
-    per_pixel = levels if likelihood == "categorical" else 1
-    encoder = _conv_encoder(input_shape, latent_dim, width, depth)
-    decoder = _conv_decoder(tuple(input_shape), latent_dim, width, depth, per_pixel)
+    components = _validate.positive_int("components", components)
+    per_pixel = {"bernoulli": 1, "categorical": levels, "logistic": 3 * components}[likelihood]
+    encoder = _conv_encoder(input_shape, latent_dim, width, depth, dropout)
+    decoder = _conv_decoder(tuple(input_shape), latent_dim, width, depth, dropout, per_pixel)
     return VariationalAutoencoder(encoder, decoder, beta=beta, likelihood=likelihood, levels=levels,
                                   seed=seed, name="vae")
