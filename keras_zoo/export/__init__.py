@@ -71,7 +71,7 @@ def _model_input_shape(model) -> tuple:
 
 def export_model(model, directory: str, version: int | None = None, *, name: str | None = None,
                  task: str | None = None, signatures=None, class_names=None,
-                 atol: float = 1e-4) -> str:
+                 value_range=(0.0, 1.0), atol: float = 1e-4) -> str:
     """Export `model` for serving as ``directory/<name>/<version>/`` and return that path.
 
     Args:
@@ -83,6 +83,7 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
         task: overrides the registry's task (needed for models the registry does not know).
         signatures: extra signature names; default is the registry spec's list.
         class_names: written to ``assets/class_names.txt`` and the metadata file.
+        value_range: the range of input values the model was trained on, for the metadata file.
         atol: tolerance of the reload check.
 
     Raises:
@@ -125,7 +126,7 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
             "signatures": sorted(endpoints),
             "inputs": {sig: [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype.name}
                              for s in endpoints[sig][1]] for sig in endpoints},
-            "value_range": [0.0, 1.0],
+            "value_range": [float(v) for v in value_range],
             "class_names": list(class_names or []),
             "keras_version": keras.__version__,
             "tensorflow_version": tf.__version__,
