@@ -42,7 +42,8 @@ def main() -> int:
     cmd = [exe] if exe else [sys.executable, "-m", "keras_zoo.cli"]
     cmd += ["experiment", "random_labels", "--out", args.out]
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join([ROOT] + paths)
 
     load_before = _uptime()
     started = time.perf_counter()

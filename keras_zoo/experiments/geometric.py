@@ -36,18 +36,6 @@ def _pca(reference: np.ndarray, k: int = 2):
     return mean, basis, explained
 
 
-def _linear_probe(train_x, train_y, test_x, test_y, seed: int):
-    """Accuracy of a logistic regression on frozen features (train, test)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    scaler = StandardScaler().fit(train_x)
-    probe = LogisticRegression(max_iter=2000, random_state=seed)
-    probe.fit(scaler.transform(train_x), train_y)
-    return (float(probe.score(scaler.transform(train_x), train_y)),
-            float(probe.score(scaler.transform(test_x), test_y)))
-
-
 def _grid_lines(lo, hi, lines: int = 13, points: int = 120):
     """Horizontal and vertical lines covering the box [lo, hi] of the input plane."""
     xs = np.linspace(lo[0], hi[0], lines)
@@ -88,6 +76,7 @@ def geometric_view(data: str = "spirals", *, size: str = "default", width: int |
 
     from keras_zoo import create_model, get_recipe
     from keras_zoo.data import load_splits
+    from keras_zoo.evaluation import linear_probe
 
     size = _common.check_size(size)
     _validate.one_of("data", data, DATASETS)
@@ -123,7 +112,9 @@ def geometric_view(data: str = "spirals", *, size: str = "default", width: int |
     reps_train, reps_test = representations(x_train), representations(x_test)
     rows, projections = [], []
     for i, (a, b) in enumerate(zip(reps_train, reps_test)):
-        probe_train, probe_test = _linear_probe(a, y_train, b, y_test, seed)
+        # The same probe scored on the points it was fitted on, then on held-out points.
+        probe_train = linear_probe(a, y_train, a, y_train, seed=seed)["accuracy"]
+        probe_test = linear_probe(a, y_train, b, y_test, seed=seed)["accuracy"]
         if i == 0 and a.shape[1] == 2:
             # The input plane is drawn as it is, unrotated.
             mean, basis, explained = np.zeros(2, "float32"), np.eye(2, dtype="float32"), 1.0

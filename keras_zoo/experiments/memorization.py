@@ -4,8 +4,9 @@ rethinking generalization").
 One network, trained with the same recipe and no early stopping, on the true data and on
 corrupted copies of it: partially and fully random labels, one fixed permutation of the pixels,
 a fresh permutation per image, and Gaussian noise images with the data's mean and standard
-deviation (clipped to [0, 1]). It fits all of them (training accuracy near 100 %), so the capacity to memorise is
-there; test accuracy, measured on the true test labels, shows how much was generalisation.
+deviation (clipped to [0, 1]). It fits all of them (training accuracy near 100 %), so the capacity
+to memorise is there; test accuracy, measured on the true test labels, shows how much was
+generalisation.
 """
 
 from __future__ import annotations

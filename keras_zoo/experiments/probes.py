@@ -43,7 +43,8 @@ def _encoder(model):
         try:
             encoder = model.get_layer("encoder")
         except ValueError:
-            raise ValueError(f"model {model.name!r} has no `encoder` attribute or layer to probe") from None
+            raise ValueError(
+                f"model {model.name!r} has no `encoder` attribute or layer to probe") from None
     return encoder
 
 
@@ -116,7 +117,8 @@ def representations(data: str = "digits", *, size: str = "default", models=ENCOD
     present = [m for m in models if m in registered]
     missing = [m for m in models if m not in registered]
     if not present:
-        raise ValueError(f"none of {list(models)} is registered; registered models: {sorted(registered)}")
+        raise ValueError(f"none of {list(models)} is registered; registered models: "
+                         f"{sorted(registered)}")
 
     splits = load_splits(data, seed=seed)
     info = splits.info
