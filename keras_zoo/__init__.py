@@ -31,6 +31,8 @@ _API = {
     "load_splits": "keras_zoo.data",
     "export_model": "keras_zoo.export",
     "load_export": "keras_zoo.export",
+    "finetune": "keras_zoo.transfer",
+    "FinetuneResult": "keras_zoo.transfer",
 }
 
 __all__ = sorted(_API) + ["__version__"]

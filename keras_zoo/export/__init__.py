@@ -71,7 +71,7 @@ def _model_input_shape(model) -> tuple:
 
 def export_model(model, directory: str, version: int | None = None, *, name: str | None = None,
                  task: str | None = None, signatures=None, class_names=None,
-                 atol: float = 1e-4) -> str:
+                 serving: str | None = None, atol: float = 1e-4) -> str:
     """Export `model` for serving as ``directory/<name>/<version>/`` and return that path.
 
     Args:
@@ -83,6 +83,9 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
         task: overrides the registry's task (needed for models the registry does not know).
         signatures: extra signature names; default is the registry spec's list.
         class_names: written to ``assets/class_names.txt`` and the metadata file.
+        serving: the signature exported as ``serving_default``; default is the task's own
+            (``classify`` for classifiers). ``"classify_uint8"`` serves raw uint8 images with the
+            scaling inside the graph; the task's float signature is then kept under its own name.
         atol: tolerance of the reload check.
 
     Raises:
@@ -96,6 +99,9 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
         raise ValueError(f"version must be an int >= 1, got {version!r}")
     task, extra = _task_and_signatures(model, task, signatures)
+    serving = serving or TASK_DEFAULT[task]
+    if serving != TASK_DEFAULT[task]:
+        extra = [serving, TASK_DEFAULT[task], *[s for s in extra if s != serving]]
     unknown = [s for s in extra if s not in SIGNATURES]
     if unknown:
         raise ValueError(f"unknown signature(s) {unknown}; accepted: {sorted(SIGNATURES)}")
@@ -105,10 +111,10 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
     version = version or _next_version(model_dir)
     input_shape = _model_input_shape(model)
 
-    endpoints = {"serving_default": SIGNATURES[TASK_DEFAULT[task]](model, input_shape)}
-    endpoints[TASK_DEFAULT[task]] = endpoints["serving_default"]
+    endpoints = {"serving_default": SIGNATURES[serving](model, input_shape)}
+    endpoints[serving] = endpoints["serving_default"]
     for sig in extra:
-        endpoints[sig] = SIGNATURES[sig](model, input_shape)
+        endpoints.setdefault(sig, SIGNATURES[sig](model, input_shape))
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -125,7 +131,8 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
             "signatures": sorted(endpoints),
             "inputs": {sig: [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype.name}
                              for s in endpoints[sig][1]] for sig in endpoints},
-            "value_range": [0.0, 1.0],
+            # What serving_default expects: raw 0-255 pixels for a uint8 signature, else [0, 1].
+            "value_range": [0, 255] if endpoints["serving_default"][1][0].dtype == tf.uint8 else [0.0, 1.0],
             "class_names": list(class_names or []),
             "keras_version": keras.__version__,
             "tensorflow_version": tf.__version__,

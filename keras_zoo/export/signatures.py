@@ -46,3 +46,18 @@ def classify(model, input_shape):
                 "class_ids": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
 
     return fn, [image_spec(input_shape)]
+
+
+@register_signature("classify_uint8")
+def classify_uint8(model, input_shape):
+    """inputs: uint8 (batch, *input_shape), raw pixels 0-255 -> probabilities (batch, K), class_ids.
+
+    The scaling to [0, 1] the model was trained with runs inside the graph, so a client sends decoded
+    images as they are (the serving signature of fine-tuned models).
+    """
+    classify_fn, _ = classify(model, input_shape)
+
+    def fn(inputs):
+        return classify_fn(tf.cast(inputs, tf.float32) / 255.0)
+
+    return fn, [tf.TensorSpec(shape=(None, *input_shape), dtype=tf.uint8, name="inputs")]
