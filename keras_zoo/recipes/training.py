@@ -147,7 +147,8 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
     run_callbacks = default_callbacks(run_dir, recipe, resume=resume) + list(callbacks)
     started = time.perf_counter()
     history = model.fit(splits.train, validation_data=splits.validation, epochs=recipe.epochs,
-                        callbacks=run_callbacks, verbose=verbose)
+                        callbacks=run_callbacks, verbose=verbose,
+                        shuffle=False)  # the pipeline shuffles (seeded) itself
     seconds = time.perf_counter() - started
     guard = next(c for c in run_callbacks if isinstance(c, NanGuard))
     if guard.diverged_at is not None:

@@ -1,0 +1,164 @@
+"""`load_splits` / `load_dataset`: a source turned into batched, prefetched tf.data pipelines.
+
+Stage order, per split: decode -> normalise -> cache -> shuffle (train) -> augment (train) -> batch ->
+prefetch. Decoding and normalising happen once (before the cache); shuffling and augmentation happen
+after it, so every epoch sees a new order and new augmentations. Randomness is seeded: the same `seed`
+gives the same split membership, the same first-epoch order and the same augmentations.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import tensorflow as tf  # noqa: E402
+
+from keras_zoo.data.augment import apply_augmentations, parse_augmentations  # noqa: E402
+from keras_zoo.data.info import TARGETS, DatasetInfo, Splits  # noqa: E402
+from keras_zoo.data.sources import SPLITS, Request, load_raw  # noqa: E402
+
+_AUTOTUNE = tf.data.AUTOTUNE
+# Shuffle buffers hold whole (cached) examples; past this many the shuffle is approximate.
+_MAX_SHUFFLE_BUFFER = 50_000
+_COLOR_MODES = (None, "grayscale", "rgb")
+
+
+def load_splits(source, *, targets="label", batch_size=64, image_size=None, color_mode=None,
+                validation_fraction=0.1, test_fraction=0.2, seed=0, augment=(), corruption=None,
+                cache=True, data_dir=None, options=None) -> Splits:
+    """Load `source` as train/validation/test pipelines of float32 inputs in [0, 1].
+
+    Args:
+        source: a builtin name ("digits", "shapes", "moons", "spirals"), optionally with options
+            ("shapes:size=64,count=2000"); a tuple `(x, y)` / `(x,)` of numpy arrays or a bare array;
+            a folder path (str or pathlib.Path); or a TFDS name ("mnist", "tfds:cifar10").
+        targets: "label" -> (x, y int32); "mask" -> (x, mask int32 (H, W)); "image" -> (x, x) or, with
+            `corruption`, (x_corrupted, target); "none" -> x.
+        batch_size: examples per batch (the last batch may be smaller).
+        image_size: (height, width) to resize images to (bilinear; masks nearest).
+        color_mode: "grayscale", "rgb", or None to keep the source's.
+        validation_fraction, test_fraction: split fractions for sources without given splits
+            (stratified by label when there are labels). Where a source has its own test split
+            (TFDS, train/test folders), validation is carved from train and test_fraction is unused.
+        seed: seeds split membership, shuffling, augmentation and corruption.
+        augment: names from `AUGMENTATIONS`, optionally "name:strength"; applied to train only.
+        corruption: callable `(x, seed) -> (x_corrupted, target)` for targets="image", applied to
+            every split after augmentation; `seed` is an int64 (2,) tensor for `tf.random.stateless_*`
+            ops, fixed per example for validation/test and new each epoch for train.
+        cache: True caches decoded examples in memory, a str caches to files with that prefix, False
+            does not cache.
+        data_dir: TFDS data directory.
+        options: source options (override those in the source string), e.g. {"count": 500}.
+
+    Returns:
+        `Splits(train, validation, test, info)`.
+
+    Example:
+        >>> splits = load_splits("digits", batch_size=32, augment=("rotate:0.05",))
+        >>> splits.info.input_shape
+        (8, 8, 1)
+    """
+    request = _validate(targets, batch_size, image_size, color_mode, validation_fraction, test_fraction,
+                        seed, corruption, cache, data_dir)
+    if options is not None and not isinstance(options, dict):
+        raise ValueError(f"options must be a dict of source options; got {options!r}.")
+    layers = parse_augmentations(augment, seed)
+    raw = load_raw(source, request, options)
+    if layers and len(raw.input_shape) != 3:
+        raise ValueError(f"Augmentations apply to images; source {raw.name!r} has inputs of shape {raw.input_shape}.")
+    info = DatasetInfo(name=raw.name, input_shape=tuple(raw.input_shape), num_classes=raw.num_classes,
+                       class_names=tuple(raw.class_names), num_examples=dict(raw.num_examples),
+                       targets=targets, value_range=tuple(raw.value_range))
+    datasets = {
+        split: _finish(raw.datasets[split], split, raw.num_examples[split], request, batch_size,
+                       layers if split == "train" else [], corruption, cache)
+        for split in SPLITS
+    }
+    return Splits(train=datasets["train"], validation=datasets["validation"], test=datasets["test"], info=info)
+
+
+def load_dataset(source, split="train", **kwargs) -> tf.data.Dataset:
+    """One split ("train", "validation" or "test") of `load_splits(source, **kwargs)`."""
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split {split!r}; choose one of {SPLITS}.")
+    return getattr(load_splits(source, **kwargs), split)
+
+
+def _validate(targets, batch_size, image_size, color_mode, validation_fraction, test_fraction, seed,
+              corruption, cache, data_dir) -> Request:
+    if targets not in TARGETS:
+        raise ValueError(f"Unknown targets {targets!r}; choose one of {TARGETS}.")
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
+    if image_size is not None:
+        if (len(tuple(image_size)) != 2 or not all(isinstance(d, int) and d > 0 for d in image_size)):
+            raise ValueError(f"image_size must be (height, width) of positive ints; got {image_size!r}.")
+        image_size = tuple(image_size)
+    if color_mode not in _COLOR_MODES:
+        raise ValueError(f"Unknown color_mode {color_mode!r}; choose one of {_COLOR_MODES}.")
+    for name, value in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"{name} must be in [0, 1); got {value!r}.")
+    if validation_fraction + test_fraction >= 1.0:
+        raise ValueError(f"validation_fraction + test_fraction must leave training examples; got "
+                         f"{validation_fraction} + {test_fraction}.")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int; got {seed!r}.")
+    if corruption is not None:
+        if not callable(corruption):
+            raise ValueError(f"corruption must be a callable (x, seed) -> (x_corrupted, target); got {corruption!r}.")
+        if targets != "image":
+            raise ValueError(f"corruption applies to targets='image' (denoising, masked reconstruction); "
+                             f"got targets={targets!r}.")
+    if not isinstance(cache, (bool, str)):
+        raise ValueError(f"cache must be True, False or a file prefix string; got {cache!r}.")
+    return Request(targets=targets, image_size=image_size, color_mode=color_mode,
+                   validation_fraction=float(validation_fraction), test_fraction=float(test_fraction),
+                   seed=seed, data_dir=data_dir)
+
+
+def _finish(ds, split, count, request, batch_size, layers, corruption, cache):
+    """cache -> shuffle -> augment -> batch -> prefetch for one split of decoded, normalised examples."""
+    training = split == "train"
+    if cache is True:
+        ds = ds.cache()
+    elif cache:
+        ds = ds.cache(f"{cache}.{split}")
+    needs_seed = bool(layers) or corruption is not None
+    if training:
+        ds = ds.shuffle(max(1, min(count, _MAX_SHUFFLE_BUFFER)), seed=request.seed, reshuffle_each_iteration=True)
+        if needs_seed:
+            # One fresh (2,) seed per example per epoch, the same sequence for the same seed.
+            seeds = tf.data.Dataset.random(seed=request.seed, rerandomize_each_iteration=True).batch(2)
+            ds = tf.data.Dataset.zip(ds, seeds)
+    elif needs_seed:
+        # Fixed per example: derived from the seed, the split and the example's position.
+        base = tf.constant([request.seed, SPLITS.index(split)], tf.int64)
+        ds = ds.enumerate().map(lambda i, ex: (ex, tf.random.experimental.stateless_fold_in(base, i)))
+    finalise = _finaliser(request.targets, layers, corruption)
+    if needs_seed:
+        ds = ds.map(finalise, num_parallel_calls=_AUTOTUNE, deterministic=True)
+    else:
+        ds = ds.map(lambda ex: finalise(ex, None), num_parallel_calls=_AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size).prefetch(_AUTOTUNE)
+
+
+def _finaliser(targets, layers, corruption):
+    """The per-example map after the shuffle: augment, then arrange (inputs, targets)."""
+
+    def finalise(example, seed):
+        x, mask = example["x"], example.get("mask")
+        if seed is not None:
+            augment_seed, corruption_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
+        if layers:
+            x, mask = apply_augmentations(layers, x, mask, augment_seed)
+        if targets == "label":
+            return x, example["y"]
+        if targets == "mask":
+            return x, mask
+        if targets == "image":
+            return corruption(x, corruption_seed) if corruption is not None else (x, x)
+        return x
+
+    return finalise

@@ -1,0 +1,121 @@
+"""The `keras-zoo` command end to end, as a user runs it (subprocesses in a temporary directory)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+CLI = [sys.executable, "-m", "keras_zoo.cli"]
+
+
+def run(args, cwd, check=True):
+    proc = subprocess.run(CLI + list(args), cwd=cwd, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"keras-zoo {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def test_list_and_help_do_not_import_tensorflow(tmp_path):
+    probe = ("import sys; from keras_zoo.cli import main; main({args}); "
+             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'imported TF'")
+    proc = subprocess.run([sys.executable, "-c", probe.format(args="['list']")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "cnn_small" in proc.stdout and "mlp_lecture" in proc.stdout
+    proc = subprocess.run([sys.executable, "-c", "import sys\ntry:\n " + probe.format(args="['--help']") +
+                           "\nexcept SystemExit:\n assert 'tensorflow' not in sys.modules"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "train" in proc.stdout and "export" in proc.stdout
+
+
+def test_list_filters_and_info(tmp_path):
+    out = run(["list", "cnn*"], tmp_path).stdout
+    assert "cnn_small" in out and "mlp_lecture" not in out
+    rows = json.loads(run(["list", "--family", "mlp", "--json"], tmp_path).stdout)
+    assert {r["name"] for r in rows} == {"mlp_lecture", "mlp_wide", "mlp_deep"}
+    info = json.loads(run(["info", "cnn_small"], tmp_path).stdout)
+    assert info["task"] == "classification" and info["parameters"] > 0
+    bad = run(["info", "cnn_smal"], tmp_path, check=False)
+    assert bad.returncode == 2 and "cnn_small" in bad.stderr
+
+
+def test_bad_arguments_are_reported_without_a_traceback(tmp_path):
+    proc = run(["train", "cnn_small", "--data", "digits", "--set", "dropout=3"], tmp_path, check=False)
+    assert proc.returncode == 2
+    assert "dropout must be a float in [0, 1), got 3" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = run(["train", "cnn_small", "--data", "digitz"], tmp_path, check=False)
+    assert proc.returncode == 2 and "digitz" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _digit_pngs(folder, size=28, per_class=None):
+    """The real 8x8 digits, upscaled to size x size grayscale PNGs in class sub-folders."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    paths = []
+    for i, (img, label) in enumerate(zip(digits.images, digits.target)):
+        if per_class is not None and sum(1 for p in paths if f"/{label}/" in p) >= per_class:
+            continue
+        d = os.path.join(folder, str(label))
+        os.makedirs(d, exist_ok=True)
+        arr = (img / 16.0 * 255).astype("uint8")
+        path = os.path.join(d, f"{i}.png")
+        Image.fromarray(arr, mode="L").resize((size, size), Image.BILINEAR).save(path)
+        paths.append(path)
+    return paths
+
+
+def test_train_evaluate_export_predict_on_digits(tmp_path):
+    out = run(["train", "cnn_small", "--data", "digits", "--epochs", "4", "--out", "run"], tmp_path).stdout
+    assert "accuracy" in out
+    run_dir = tmp_path / "run"
+    for name in ("model.keras", "metrics.json", "curves.png", "log.csv"):
+        assert (run_dir / name).exists(), name
+    exports = list((run_dir / "export" / "cnn_small").iterdir())
+    assert [p.name for p in exports] == ["1"]
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    accuracy = summary["test"]["accuracy"]
+    assert f"accuracy: {accuracy:.4f}" in out
+
+    metrics = json.loads(run(["evaluate", "run", "--data", "digits"], tmp_path).stdout)
+    assert metrics["accuracy"] == pytest.approx(accuracy, abs=1e-6)
+
+    path = run(["export", "run", "--out", "served"], tmp_path).stdout.strip()
+    assert path.endswith(os.path.join("served", "cnn_small", "1"))
+    assert (tmp_path / "served" / "cnn_small" / "1" / "assets" / "class_names.txt").exists()
+
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = []
+    for i in range(6):
+        p = tmp_path / f"digit{i}.png"
+        Image.fromarray((digits.images[i] / 16 * 255).astype("uint8"), mode="L").save(p)
+        images.append(str(p))
+    lines = run(["predict", "served/cnn_small", *images], tmp_path).stdout.strip().splitlines()
+    assert len(lines) == 6
+    predicted = [int(line.split("\t")[1]) for line in lines]
+    assert np.mean(np.array(predicted) == digits.target[:6]) >= 0.5  # far above chance (1/10)
+    for line in lines:
+        assert 0.0 <= float(line.split("\t")[2]) <= 1.0
+    same = run(["predict", "run", *images], tmp_path).stdout.strip().splitlines()
+    assert [l.split("\t")[1] for l in same] == [l.split("\t")[1] for l in lines]
+
+
+@pytest.mark.slow
+def test_train_on_a_folder_of_28x28_grayscale_pngs_needs_no_other_flag(tmp_path):
+    _digit_pngs(tmp_path / "digits28", size=28, per_class=60)
+    out = run(["train", "cnn_small", "--data", "digits28", "--epochs", "10", "--out", "run"], tmp_path).stdout
+    summary = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert summary["input_shape"] == [28, 28, 1]
+    assert sum(summary["num_examples"].values()) == 600
+    assert summary["class_names"] == [str(i) for i in range(10)]
+    assert f"accuracy: {summary['test']['accuracy']:.4f}" in out
+    assert summary["test"]["accuracy"] > 0.3  # chance is 0.1

@@ -1,0 +1,123 @@
+"""`train`/`evaluate` and their callbacks: run directory, held-out metrics, NaN guard, resume."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import keras
+import keras_zoo
+from keras_zoo.recipes import Recipe, get_recipe
+
+
+def test_train_leaves_a_complete_run_directory(tmp_path):
+    run = tmp_path / "run"
+    result = keras_zoo.train("cnn_small", "digits", epochs=3, run_dir=str(run), verbose=0)
+    assert result.info.input_shape == (8, 8, 1)
+    assert result.model.output_shape == (None, 10)
+    assert set(result.metrics) >= {"loss", "accuracy"}
+    assert 0.5 < result.metrics["accuracy"] <= 1.0  # three epochs are far above chance (0.1)
+    for name in ("model.keras", "best.keras", "metrics.json", "curves.png", "log.csv", "tensorboard"):
+        assert (run / name).exists(), name
+    assert not (run / "backup").exists()  # removed when the run finishes
+    summary = json.loads((run / "metrics.json").read_text())
+    assert summary["test"] == result.metrics
+    assert summary["class_names"] == [str(i) for i in range(10)]
+    assert summary["epochs_run"] == 3 == len(result.history["loss"])
+    reloaded = keras.saving.load_model(str(run / "model.keras"))
+    again = keras_zoo.evaluate(reloaded, "digits")
+    assert again["accuracy"] == pytest.approx(result.metrics["accuracy"], abs=1e-6)
+    assert keras_zoo.evaluate(str(run), "digits")["accuracy"] == pytest.approx(result.metrics["accuracy"], abs=1e-6)
+
+
+def test_same_seed_gives_the_same_run(tmp_path):
+    a = keras_zoo.train("mlp_lecture", "moons", epochs=2, run_dir=str(tmp_path / "a"), verbose=0, resume=False)
+    b = keras_zoo.train("mlp_lecture", "moons", epochs=2, run_dir=str(tmp_path / "b"), verbose=0, resume=False)
+    assert a.history["loss"] == pytest.approx(b.history["loss"], rel=1e-6)
+    for wa, wb in zip(a.model.get_weights(), b.model.get_weights()):
+        np.testing.assert_allclose(wa, wb, rtol=1e-6)
+
+
+def test_nan_in_the_loss_stops_with_a_message_and_keeps_the_checkpoint(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(400, 4)).astype("float32")
+    y = (x[:, 0] > 0.5).astype("int32")
+
+    class PoisonAfterFirstEpoch(keras.callbacks.Callback):
+        """Sets a weight to NaN once the first epoch (and its checkpoint) is done."""
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                w = self.model.get_layer("head_logits").kernel
+                w.assign(np.full(w.shape, np.nan, dtype="float32"))
+
+    run = tmp_path / "run"
+    with pytest.raises(FloatingPointError, match=r"loss became nan at epoch 2.*last good checkpoint"):
+        keras_zoo.train("mlp_lecture", (x, y), epochs=5, run_dir=str(run), verbose=0,
+                        callbacks=[PoisonAfterFirstEpoch()])
+    good = keras.saving.load_model(str(run / "best.keras"))
+    assert all(np.all(np.isfinite(w)) for w in good.get_weights())
+
+
+def test_an_interrupted_run_resumes_when_the_same_call_is_repeated(tmp_path):
+    class Crash(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("simulated kill after epoch 2")
+
+    run = str(tmp_path / "run")
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        keras_zoo.train("mlp_lecture", "moons", epochs=4, run_dir=run, verbose=0, callbacks=[Crash()])
+    assert os.path.isdir(os.path.join(run, "backup"))
+    result = keras_zoo.train("mlp_lecture", "moons", epochs=4, run_dir=run, verbose=0)
+    assert len(result.history["loss"]) == 2  # epochs 3 and 4 only: 1 and 2 came from the backup
+    with open(os.path.join(run, "log.csv")) as f:
+        epochs = [int(line.split(",")[0]) for line in f.read().splitlines()[1:] if line and line[0].isdigit()]
+    assert epochs == [0, 1, 2, 3]
+    assert not os.path.exists(os.path.join(run, "backup"))
+
+
+def test_bad_arguments_fail_before_any_training(tmp_path):
+    with pytest.raises(ValueError, match="dropout must be a float in"):
+        keras_zoo.train("cnn_small", "digits", dropout=2.0, run_dir=str(tmp_path / "r"))
+    with pytest.raises(ValueError, match=r"unknown argument\(s\) \['widht'\]"):
+        keras_zoo.train("cnn_small", "digits", widht=3, run_dir=str(tmp_path / "r"))
+    with pytest.raises(ValueError, match="epochs must be an int >= 1, got 0"):
+        keras_zoo.train("cnn_small", "digits", epochs=0, run_dir=str(tmp_path / "r"))
+    with pytest.raises(KeyError, match="unknown recipe 'clasifier'; did you mean 'classifier'"):
+        keras_zoo.train("cnn_small", "digits", recipe="clasifier", run_dir=str(tmp_path / "r"))
+    assert not (tmp_path / "r" / "model.keras").exists()
+
+
+def test_recipe_validation_and_replace():
+    recipe = get_recipe("classifier")
+    assert recipe.replace(epochs=3).epochs == 3 and recipe.epochs != 3
+    with pytest.raises(ValueError, match=r"unknown recipe field\(s\) \['epoch'\]"):
+        recipe.replace(epoch=3)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        Recipe(optimizer="adamax")
+    with pytest.raises(ValueError, match="unknown loss 'mse2'"):
+        Recipe(loss="mse2")
+    with pytest.raises(ValueError, match="label_smoothing must be a float in"):
+        Recipe(label_smoothing=1.5)
+
+
+def test_recipe_schedule_warms_up_then_decays():
+    recipe = Recipe(learning_rate=0.1, warmup_epochs=2, epochs=10, schedule="cosine")
+    schedule = recipe.learning_rate_schedule(steps_per_epoch=10)
+    lrs = [float(schedule(step)) for step in (0, 10, 20, 60, 99)]
+    assert lrs[0] < lrs[1] < lrs[2] == pytest.approx(0.1)
+    assert lrs[2] > lrs[3] > lrs[4] >= 0.0
+
+
+def test_label_smoothing_loss_round_trips_through_a_keras_file(tmp_path):
+    model = keras_zoo.create_model("mlp_lecture", input_shape=(2,), num_classes=3)
+    get_recipe("classifier").replace(label_smoothing=0.1).compile(model)
+    x = np.zeros((4, 2), "float32")
+    y = np.array([0, 1, 2, 0], "int32")
+    before = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.loss.label_smoothing == pytest.approx(0.1)
+    assert loaded.evaluate(x, y, verbose=0, return_dict=True)["loss"] == pytest.approx(before, rel=1e-6)
