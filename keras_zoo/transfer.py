@@ -94,6 +94,14 @@ def _load_base(name_or_model, pretrained):
     return model, f"{name}:{entry['tag']}", entry["input_contract"], spec.task
 
 
+def _backbone(model, label: str):
+    """The pretrained feature extractor: a contrastive model's `encoder`, else the model cut at its features."""
+    encoder = getattr(model, "encoder", None)
+    if isinstance(encoder, keras.Model):
+        return keras.Model(encoder.inputs, encoder.outputs, name="backbone")
+    return keras.Model(model.inputs, _feature_tensor(model, label), name="backbone")
+
+
 def _feature_tensor(model, label: str):
     """The output to cut at: the ``"pool"`` layer, else the input of the classification head."""
     names = {layer.name for layer in model.layers}
@@ -263,7 +271,7 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
 
     # === Model: adapters -> frozen backbone (inference mode) -> new head ===
     keras.utils.set_random_seed(seed)
-    backbone = keras.Model(base.inputs, _feature_tensor(base, label), name="backbone")
+    backbone = _backbone(base, label)
     backbone.trainable = False
     inputs = keras.Input(shape=tuple(info.input_shape), name="inputs")
     features = backbone(_apply(adapters, inputs), training=False)
