@@ -116,6 +116,7 @@ def test_label_smoothing_loss_round_trips_through_a_keras_file(tmp_path):
     get_recipe("classifier").replace(label_smoothing=0.1).compile(model)
     x = np.zeros((4, 2), "float32")
     y = np.array([0, 1, 2, 0], "int32")
+    model.train_on_batch(x, y)
     before = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")

@@ -71,7 +71,7 @@ def _model_input_shape(model) -> tuple:
 
 def export_model(model, directory: str, version: int | None = None, *, name: str | None = None,
                  task: str | None = None, signatures=None, class_names=None,
-                 serving: str | None = None, atol: float = 1e-4) -> str:
+                 value_range=(0.0, 1.0), serving: str | None = None, atol: float = 1e-4) -> str:
     """Export `model` for serving as ``directory/<name>/<version>/`` and return that path.
 
     Args:
@@ -83,9 +83,11 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
         task: overrides the registry's task (needed for models the registry does not know).
         signatures: extra signature names; default is the registry spec's list.
         class_names: written to ``assets/class_names.txt`` and the metadata file.
+        value_range: the range of input values the model was trained on, for the metadata file.
         serving: the signature exported as ``serving_default``; default is the task's own
             (``classify`` for classifiers). ``"classify_uint8"`` serves raw uint8 images with the
-            scaling inside the graph; the task's float signature is then kept under its own name.
+            scaling inside the graph (the metadata's value range is then [0, 255]); the task's
+            float signature is kept under its own name.
         atol: tolerance of the reload check.
 
     Raises:
@@ -131,8 +133,9 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
             "signatures": sorted(endpoints),
             "inputs": {sig: [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype.name}
                              for s in endpoints[sig][1]] for sig in endpoints},
-            # What serving_default expects: raw 0-255 pixels for a uint8 signature, else [0, 1].
-            "value_range": [0, 255] if endpoints["serving_default"][1][0].dtype == tf.uint8 else [0.0, 1.0],
+            # What serving_default expects: raw 0-255 pixels for a uint8 signature.
+            "value_range": ([0, 255] if endpoints["serving_default"][1][0].dtype == tf.uint8
+                            else [float(v) for v in value_range]),
             "class_names": list(class_names or []),
             "keras_version": keras.__version__,
             "tensorflow_version": tf.__version__,

@@ -188,7 +188,8 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
     if export:
         from keras_zoo.export import export_model
 
-        export_path = export_model(model, os.path.join(run_dir, "export"), class_names=info.class_names)
+        export_path = export_model(model, os.path.join(run_dir, "export"), class_names=info.class_names,
+                                   value_range=info.value_range)
     return TrainResult(model, hist, metrics, run_dir, info, export_path)
 
 
