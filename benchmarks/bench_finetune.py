@@ -2,9 +2,10 @@
 class, against the same architecture trained from scratch on the same images.
 
 Targets:
-  digits  `MODEL:digits-0to4` (pretrained on the digits 0-4) fine-tuned on the digits 5-9.
-  shapes  `cnn_small:shapes-3` (pretrained on 16x16 circles, squares, triangles) fine-tuned on the
-          two kinds it never saw, crosses and ellipses (`shapes:classes=5,size=16`).
+  shapes       `cnn_small:shapes-2` (pretrained on 16x16 circles and squares) fine-tuned on the three
+               kinds it never saw: triangles, crosses, ellipses (`shapes:classes=5,size=16`).
+  shapes-2way  `cnn_small:shapes-3` (circles, squares, triangles) fine-tuned on crosses vs ellipses.
+  digits       `MODEL:digits-0to4` (pretrained on the digits 0-4) fine-tuned on the digits 5-9.
 
 Protocol (per seed): draw 20 images per target class for training; every other image of those
 classes is the held-out test set. No validation data beyond those 20 per class, so both arms train
@@ -42,7 +43,8 @@ PER_CLASS = 20
 # target -> (data source, classes kept as the new task, pretrained tag, what the tag saw)
 TARGETS = {
     "digits": ("digits", (5, 6, 7, 8, 9), "digits-0to4", "digits 0-4"),
-    "shapes": ("shapes:classes=5,count=3000,size=16", (3, 4), "shapes-3", "circles, squares, triangles"),
+    "shapes": ("shapes:classes=5,count=3000,size=16", (2, 3, 4), "shapes-2", "circles and squares"),
+    "shapes-2way": ("shapes:classes=5,count=3000,size=16", (3, 4), "shapes-3", "circles, squares, triangles"),
 }
 
 

@@ -70,7 +70,7 @@ class FinetuneResult:
 
 
 def _load_base(name_or_model, pretrained):
-    """(model, label, contract, task) for a registry name (+ tag), a `.keras` path or a model."""
+    """(model, label, contract, task) for a registry name (+ tag) or a built model."""
     if isinstance(name_or_model, keras.Model):
         model = name_or_model
         try:
