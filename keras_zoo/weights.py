@@ -400,10 +400,9 @@ def add_plan(plan: Plan) -> Plan:
 
 # Classifiers. `digits-0to4` never sees the digits 5-9, so fine-tuning it on them measures transfer.
 add_plan(Plan("cnn_small", "digits-0to4", "digits", "8x8 digits 0-4 only (sklearn), 10% val / 20% test",
-              classes=(0, 1, 2, 3, 4), recipe_changes={"epochs": 60, "early_stopping_patience": 12},
-              default=True))
+              classes=(0, 1, 2, 3, 4), recipe_changes={"epochs": 60, "early_stopping_patience": 12}))
 add_plan(Plan("cnn_small", "digits", "digits", "8x8 digits 0-9 (sklearn), 10% val / 20% test",
-              recipe_changes={"epochs": 60, "early_stopping_patience": 12}))
+              recipe_changes={"epochs": 60, "early_stopping_patience": 12}, default=True))
 # `shapes-3` sees circles, squares and triangles only; crosses and ellipses are left for fine-tuning.
 add_plan(Plan("cnn_small", "shapes-3", "shapes:classes=5,count=3000,size=16",
               "16x16 RGB shapes: circles, squares and triangles only (3 of the 5 kinds), 10% val / 20% test",
@@ -413,10 +412,9 @@ add_plan(Plan("cnn_small", "shapes-2", "shapes:classes=5,count=3000,size=16",
               "16x16 RGB shapes: circles and squares only (2 of the 5 kinds), 10% val / 20% test",
               classes=(0, 1), recipe_changes={"epochs": 40, "early_stopping_patience": 8}))
 add_plan(Plan("mlp_lecture", "digits-0to4", "digits", "8x8 digits 0-4 only (sklearn), 10% val / 20% test",
-              classes=(0, 1, 2, 3, 4), recipe_changes={"epochs": 80, "early_stopping_patience": 15},
-              default=True))
+              classes=(0, 1, 2, 3, 4), recipe_changes={"epochs": 80, "early_stopping_patience": 15}))
 add_plan(Plan("mlp_lecture", "digits", "digits", "8x8 digits 0-9 (sklearn), 10% val / 20% test",
-              recipe_changes={"epochs": 80, "early_stopping_patience": 15}))
+              recipe_changes={"epochs": 80, "early_stopping_patience": 15}, default=True))
 
 
 def _plan_data(plan: Plan):

@@ -108,7 +108,7 @@ def test_contract_mismatches_that_are_not_safe_are_refused():
     from keras_zoo.data import load_splits
 
     with pytest.raises(ValueError, match=r"shape \(2,\), which cannot be adapted safely: the input contract "
-                                         r"of cnn_small:digits-0to4 is float32 8x8x1"):
+                                         r"of cnn_small:digits is float32 8x8x1"):
         keras_zoo.finetune("cnn_small", "moons", epochs=1)
     two_channel = np.random.default_rng(0).uniform(size=(40, 8, 8, 2)).astype("float32")
     with pytest.raises(ValueError, match="2 channels; only 1 <-> 3 channel conversion is safe"):
@@ -138,8 +138,8 @@ def test_cli_finetune_on_a_folder_of_pngs_gives_a_servable_export(tmp_path, caps
         for i in rng.choice(np.flatnonzero(y == k), 30, replace=False):
             Image.fromarray(np.round(x[i] * 255).astype("uint8")).save(folder / name / f"{i}.png")
     out = tmp_path / "run"
-    assert cli(["finetune", "cnn_small", "--data", str(folder), "--epochs", "3", "--fine-tune-epochs", "1",
-                "--learning-rate", "0.003", "--out", str(out)]) == 0
+    assert cli(["finetune", "cnn_small", "--tag", "digits-0to4", "--data", str(folder), "--epochs", "3",
+                "--fine-tune-epochs", "1", "--learning-rate", "0.003", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "fine-tuned cnn_small:digits-0to4 on 3 classes ['five', 'seven', 'six']" in printed
     export_root = out / "export" / "cnn_small_finetuned"
