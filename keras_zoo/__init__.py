@@ -29,6 +29,8 @@ _API = {
     "TrainResult": "keras_zoo.recipes.training",
     "load_dataset": "keras_zoo.data",
     "load_splits": "keras_zoo.data",
+    "tune": "keras_zoo.tuning.search",
+    "TuneResult": "keras_zoo.tuning.search",
     "export_model": "keras_zoo.export",
     "load_export": "keras_zoo.export",
     "finetune": "keras_zoo.transfer",

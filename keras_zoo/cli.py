@@ -46,9 +46,13 @@ def _parse_size(text: str | None):
 
 
 def _catalog() -> list[dict]:
+    """Built-in models from catalog.json, then saved presets (JSON files), all without TensorFlow."""
     from keras_zoo.registry import read_catalog
+    from keras_zoo.tuning import presets
 
-    return read_catalog()
+    entries = read_catalog()
+    builtin = {e["name"] for e in entries}
+    return entries + [presets.catalog_entry(r) for r in presets.read_presets() if r["name"] not in builtin]
 
 
 def _fmt_params(n: int) -> str:
@@ -177,6 +181,33 @@ def cmd_finetune(args) -> int:
     if result.export_path:
         print(f"export (serving_default takes uint8 images "
               f"{'x'.join(map(str, result.info.input_shape))}): {result.export_path}")
+    return 0
+
+
+# --------------------------------------------------------------------------- tune
+
+
+def cmd_tune(args) -> int:
+    import keras_zoo
+
+    data_options = {}
+    if args.image_size:
+        data_options["image_size"] = _parse_size(args.image_size)
+    if args.color_mode:
+        data_options["color_mode"] = args.color_mode
+    try:
+        result = keras_zoo.tune(
+            args.name, args.data, tuner=args.tuner, max_trials=args.max_trials,
+            objective=args.objective, directory=args.out, epochs=args.epochs, seed=args.seed,
+            recipe=args.recipe, save_preset=args.save_preset, overwrite=args.overwrite,
+            data_options=data_options, verbose=2 if args.verbose else 1)
+    except KeyboardInterrupt:
+        print("keras-zoo: tuning interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    if args.json:
+        from keras_zoo._io import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(result.to_dict(), indent=2, default=str) + "\n")
     return 0
 
 
@@ -325,6 +356,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--color-mode", choices=("grayscale", "rgb"))
     p.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
     p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser(
+        "tune", help="search hyperparameters with KerasTuner; optionally save the best as a preset",
+        description="Search a model's hyperparameters (architecture and recipe knobs) on a data source. "
+                    "The first trial is the default configuration. Rerun the same command to resume. "
+                    "For distributed tuning start the same command on every machine with "
+                    "KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT and KERASTUNER_TUNER_ID (chief, "
+                    "tuner0, tuner1, ...) set.")
+    p.add_argument("name", help="registry name or preset")
+    p.add_argument("--data", required=True,
+                   help="built-in set (digits, shapes, moons, spirals), TFDS name or image folder")
+    p.add_argument("--tuner", default="random", choices=("random", "bayesian", "hyperband"))
+    p.add_argument("--max-trials", type=int, default=10)
+    p.add_argument("--objective", help="validation metric, optionally NAME:min|max (default: the recipe's)")
+    p.add_argument("--epochs", type=int, help="epochs per trial (default: the recipe's)")
+    p.add_argument("--recipe", help="recipe name (default: the model's own)")
+    p.add_argument("--out", help="search directory (default runs/tune-NAME-DATA); rerun to resume")
+    p.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", help="resize images to HxW")
+    p.add_argument("--color-mode", choices=("grayscale", "rgb"))
+    p.add_argument("--save-preset", metavar="PRESET",
+                   help="save the best trial as a preset: `create_model`/`keras-zoo train PRESET` rebuild it")
+    p.add_argument("--json", metavar="PATH", help="also write the result (best, default, trials) as JSON")
+    p.add_argument("--verbose", action="store_true", help="print every epoch")
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("predict", help="classify image files")
     p.add_argument("model", help="export directory, .keras file, run directory, or NAME[:TAG] with shipped weights")

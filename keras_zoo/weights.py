@@ -456,7 +456,7 @@ def _without_training_state(model, probe):
     try:
         clone = model.__class__.from_config(model.get_config())
         clone.set_weights(model.get_weights())
-        clone._name = model.name
+        clone.name = model.name
         same = all(np.allclose(np.asarray(a), np.asarray(b), atol=1e-6) for a, b in zip(
             keras_outputs(clone, probe), keras_outputs(model, probe)))
     except Exception as err:  # noqa: BLE001  (any failure means: keep the original)
