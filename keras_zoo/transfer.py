@@ -33,8 +33,8 @@ from keras_zoo._io import atomic_path, atomic_write_text
 
 log = logging.getLogger("keras_zoo")
 
-# Tasks whose models can be cut at a feature layer and given a classification head.
-_FEATURE_TASKS = ("classification", "contrastive")
+# Tasks whose models can be cut at a feature layer and given a head for new classes.
+_FEATURE_TASKS = ("classification", "contrastive", "segmentation")
 
 
 @dataclasses.dataclass
@@ -94,12 +94,32 @@ def _load_base(name_or_model, pretrained):
     return model, f"{name}:{entry['tag']}", entry["input_contract"], spec.task
 
 
-def _backbone(model, label: str):
-    """The pretrained feature extractor: a contrastive model's `encoder`, else the model cut at its features."""
+def _backbone(model, label: str, task: str):
+    """The pretrained feature extractor.
+
+    A contrastive model's `encoder`; a segmentation model up to its per-pixel ``"logits"`` layer;
+    a classifier up to its pooled features.
+    """
     encoder = getattr(model, "encoder", None)
-    if isinstance(encoder, keras.Model):
-        return keras.Model(encoder.inputs, encoder.outputs, name="backbone")
+    if task == "contrastive" and isinstance(encoder, keras.Model):
+        return keras.Model(encoder.inputs[0], encoder.outputs[0], name="backbone")
+    if task == "segmentation":
+        try:
+            features = model.get_layer("logits").input
+        except ValueError:
+            raise ValueError(f"{label} has no per-pixel 'logits' layer to replace; finetune cuts "
+                             "segmentation models (U-Net) there") from None
+        return keras.Model(model.inputs, features, name="backbone")
     return keras.Model(model.inputs, _feature_tensor(model, label), name="backbone")
+
+
+def _segmentation_head(features, num_classes: int, dropout: float, size):
+    """1x1 convolution to per-pixel class probabilities, resized back to the data's size if needed."""
+    x = keras.layers.Dropout(dropout, name="head_dropout")(features) if dropout else features
+    x = keras.layers.Conv2D(num_classes, 1, name="logits")(x)
+    if size is not None:
+        x = keras.layers.Resizing(size[0], size[1], interpolation="bilinear", name="adapt_resize_back")(x)
+    return keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
 
 
 def _feature_tensor(model, label: str):
@@ -253,13 +273,15 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
 
     base, label, contract, task = _load_base(name_or_model, pretrained)
     if task not in _FEATURE_TASKS:
-        raise ValueError(f"{label} is a {task} model; finetune gives new classes to classifiers and "
-                         f"encoders ({', '.join(_FEATURE_TASKS)} models)")
+        raise ValueError(f"{label} is a {task} model; finetune gives new classes to classifiers, "
+                         f"encoders and U-Nets ({', '.join(_FEATURE_TASKS)} models)")
+    targets = "mask" if task == "segmentation" else "label"
     splits = data if isinstance(data, Splits) else load_splits(
-        data, targets="label", batch_size=batch_size, seed=seed, augment=augment, **(data_options or {}))
+        data, targets=targets, batch_size=batch_size, seed=seed, augment=augment, **(data_options or {}))
     info = splits.info
-    if info.targets != "label" or not info.num_classes:
-        raise ValueError(f"finetune needs labelled data (targets='label'); {info.name!r} gives {info.targets!r}")
+    if info.targets != targets or not info.num_classes:
+        raise ValueError(f"finetuning {label} needs data with targets={targets!r}; {info.name!r} gives "
+                         f"{info.targets!r}")
     if num_classes is None:
         num_classes = info.num_classes
     elif num_classes != info.num_classes:
@@ -271,16 +293,21 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
 
     # === Model: adapters -> frozen backbone (inference mode) -> new head ===
     keras.utils.set_random_seed(seed)
-    backbone = _backbone(base, label)
+    backbone = _backbone(base, label, task)
     backbone.trainable = False
     inputs = keras.Input(shape=tuple(info.input_shape), name="inputs")
     features = backbone(_apply(adapters, inputs), training=False)
-    outputs = zoo_layers.classification_head(features, num_classes, dropout=head_dropout)
+    if task == "segmentation":
+        resized = tuple(info.input_shape[:2]) != tuple(contract["shape"][:2])
+        outputs = _segmentation_head(features, num_classes, head_dropout,
+                                     tuple(info.input_shape[:2]) if resized else None)
+    else:
+        outputs = zoo_layers.classification_head(features, num_classes, dropout=head_dropout)
     model = keras.Model(inputs, outputs, name=f"{label.split(':')[0]}_finetuned")
 
     run_dir = run_dir or os.path.join("runs", f"{label.replace(':', '-')}-finetune")
     os.makedirs(run_dir, exist_ok=True)
-    common = dict(targets="label", optimizer="adam", batch_size=batch_size, monitor="val_loss",
+    common = dict(targets=targets, optimizer="adam", batch_size=batch_size, monitor="val_loss",
                   monitor_mode="min", early_stopping_patience=early_stopping_patience)
     phases, histories = [], []
 
@@ -331,8 +358,11 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
     if export:
         from keras_zoo.export import export_model
 
-        export_path = export_model(model, os.path.join(run_dir, "export"), task="classification",
-                                   serving="classify_uint8", class_names=class_names)
+        segmentation = task == "segmentation"
+        export_path = export_model(model, os.path.join(run_dir, "export"),
+                                   task="segmentation" if segmentation else "classification",
+                                   serving="segment_uint8" if segmentation else "classify_uint8",
+                                   class_names=class_names)
     return FinetuneResult(model=model, metrics=result.metrics, phases=phases, history=histories,
                           class_names=class_names, adaptations=notes, base=label, run_dir=run_dir,
                           info=info, export_path=export_path)
