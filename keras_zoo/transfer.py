@@ -76,7 +76,9 @@ def _load_base(name_or_model, pretrained):
         try:
             task = registry.get_spec(model.name).task
         except KeyError:
-            task = "classification"
+            # Unregistered: per-pixel outputs from a "logits" layer mean a segmentation model.
+            per_pixel = len(model.outputs[0].shape) == 4 and "logits" in {l.name for l in model.layers}
+            task = "segmentation" if per_pixel else "classification"
         shape = tuple(model.inputs[0].shape[1:])
         return model, model.name, {"shape": list(shape), "value_range": [0.0, 1.0]}, task
     if not isinstance(name_or_model, str):

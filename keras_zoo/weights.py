@@ -423,6 +423,15 @@ add_plan(Plan("dcgan", "digits", "digits", "8x8 digits 0-9 (sklearn), 10% val / 
               recipe_changes={"epochs": 60}, default=True))
 add_plan(Plan("simclr", "digits", "digits", "8x8 digits 0-9 images, labels unused (sklearn), 10% val / 20% test",
               recipe_changes={"epochs": 100}, default=True))
+# ResNet, autoencoder and U-Net families. `unet:shapes-2` segments circles and squares only, so
+# fine-tuning it on the other kinds' masks gives it new classes.
+add_plan(Plan("resnet20", "digits", "digits", "8x8 digits 0-9 (sklearn), 10% val / 20% test",
+              recipe_changes={"epochs": 30}, default=True))
+add_plan(Plan("conv_autoencoder", "digits", "digits", "8x8 digits 0-9 (sklearn), 10% val / 20% test",
+              recipe_changes={"epochs": 60}, default=True))
+add_plan(Plan("unet", "shapes-2", "shapes:classes=2,count=1500,size=16",
+              "16x16 RGB shapes with masks: circles and squares only (background, circle, square), "
+              "10% val / 20% test", recipe_changes={"epochs": 30}, default=True))
 
 
 def _plan_data(plan: Plan):

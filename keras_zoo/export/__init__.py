@@ -103,7 +103,9 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
     task, extra = _task_and_signatures(model, task, signatures)
     serving = serving or TASK_DEFAULT[task]
     if serving != TASK_DEFAULT[task]:
-        extra = [serving, TASK_DEFAULT[task], *[s for s in extra if s != serving]]
+        # The task's float signature stays available by name, where one is registered.
+        default = [TASK_DEFAULT[task]] if TASK_DEFAULT[task] in SIGNATURES else []
+        extra = [serving, *default, *[s for s in extra if s != serving]]
     unknown = [s for s in extra if s not in SIGNATURES]
     if unknown:
         raise ValueError(f"unknown signature(s) {unknown}; accepted: {sorted(SIGNATURES)}")
