@@ -364,7 +364,9 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
         export_path = export_model(model, os.path.join(run_dir, "export"),
                                    task="segmentation" if segmentation else "classification",
                                    serving="segment_uint8" if segmentation else "classify_uint8",
-                                   class_names=class_names)
+                                   # fixed-size uint8 only: the fine-tuned model's resize layers
+                                   # fix its input size
+                                   signatures=() if segmentation else None, class_names=class_names)
     return FinetuneResult(model=model, metrics=result.metrics, phases=phases, history=histories,
                           class_names=class_names, adaptations=notes, base=label, run_dir=run_dir,
                           info=info, export_path=export_path)

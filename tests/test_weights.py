@@ -62,6 +62,19 @@ def test_manifest_entries_are_complete_and_their_files_verify():
     assert set(keras_zoo.list_models(pretrained=False)).isdisjoint(keras_zoo.list_models(pretrained=True))
 
 
+@pytest.mark.parametrize("entry", weights.entries(), ids=lambda e: f"{e['name']}:{e['tag']}")
+def test_every_shipped_checkpoint_loads_and_runs_on_its_contract(entry):
+    model = keras_zoo.create_model(entry["name"], pretrained=entry["tag"])
+    shape = tuple(entry["input_contract"]["shape"])
+    assert tuple(model.inputs[0].shape[1:]) == shape
+    x = np.random.default_rng(0).uniform(*entry["input_contract"]["value_range"], size=(2, *shape))
+    out = model(x.astype("float32"), training=False)
+    for o in (out.values() if isinstance(out, dict) else out if isinstance(out, (list, tuple)) else [out]):
+        assert np.all(np.isfinite(np.asarray(o)))
+    if entry["task"] == "classification":
+        assert np.asarray(out).shape == (2, entry["num_classes"]) == (2, len(entry["class_names"]))
+
+
 def test_default_pretrained_cnn_classifies_its_held_out_digits():
     from keras_zoo.data import load_splits
 

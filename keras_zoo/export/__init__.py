@@ -81,7 +81,8 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
             over an existing version replaces it whole.
         name: model directory name; defaults to `model.name`.
         task: overrides the registry's task (needed for models the registry does not know).
-        signatures: extra signature names; default is the registry spec's list.
+        signatures: extra signature names; default is the registry spec's list (plus, with a
+            `serving` other than the task's, the task's own signature).
         class_names: written to ``assets/class_names.txt`` and the metadata file.
         value_range: the range of input values the model was trained on, for the metadata file.
         serving: the signature exported as ``serving_default``; default is the task's own
@@ -100,11 +101,13 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
 
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
         raise ValueError(f"version must be an int >= 1, got {version!r}")
+    chosen = signatures is not None
     task, extra = _task_and_signatures(model, task, signatures)
     serving = serving or TASK_DEFAULT[task]
     if serving != TASK_DEFAULT[task]:
-        # The task's float signature stays available by name, where one is registered.
-        default = [TASK_DEFAULT[task]] if TASK_DEFAULT[task] in SIGNATURES else []
+        # Unless the signatures were chosen explicitly, the task's float signature stays available
+        # by name (where one is registered).
+        default = [TASK_DEFAULT[task]] if TASK_DEFAULT[task] in SIGNATURES and not chosen else []
         extra = [serving, *default, *[s for s in extra if s != serving]]
     unknown = [s for s in extra if s not in SIGNATURES]
     if unknown:
