@@ -52,11 +52,16 @@ def _next_version(model_dir: str) -> int:
     return max(versions, default=0) + 1
 
 
-def _probe_inputs(input_signature, seed: int = 0) -> dict:
+def _probe_inputs(input_signature, input_shape=(), seed: int = 0) -> dict:
+    """Random inputs for each spec; unknown dimensions after the batch axis take the model's own
+    size (signatures with dynamic height and width may only accept multiples of a stride)."""
     rng = np.random.default_rng(seed)
     probe = {}
     for spec in input_signature:
-        shape = [2 if d is None else d for d in spec.shape]
+        dims = list(spec.shape)
+        own = list(input_shape) if len(dims) == len(input_shape) + 1 else [None] * (len(dims) - 1)
+        shape = [2 if d is None else d for d in dims[:1]]
+        shape += [d if d is not None else (o if o is not None else 2) for d, o in zip(dims[1:], own)]
         if spec.dtype.is_floating:
             probe[spec.name] = rng.uniform(0.0, 1.0, size=shape).astype(spec.dtype.as_numpy_dtype)
         else:
@@ -131,7 +136,7 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
     staged = tempfile.mkdtemp(prefix=f".{version}.staging.", dir=model_dir)
     try:
         archive.write_out(staged, verbose=False)
-        _verify(staged, endpoints, atol)
+        _verify(staged, endpoints, atol, input_shape)
         metadata = {
             "model": model.name,
             "task": task,
@@ -154,13 +159,13 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
         raise
 
 
-def _verify(path: str, endpoints: dict, atol: float) -> None:
+def _verify(path: str, endpoints: dict, atol: float, input_shape=()) -> None:
     """Reload the SavedModel and compare every signature with the in-memory function."""
     import tensorflow as tf
 
     loaded = tf.saved_model.load(path)
     for sig_name, (fn, input_signature) in endpoints.items():
-        probe = _probe_inputs(input_signature)
+        probe = _probe_inputs(input_signature, input_shape)
         expected = fn(**{k: tf.constant(v) for k, v in probe.items()})
         got = loaded.signatures[sig_name](**{k: tf.constant(v) for k, v in probe.items()})
         for key, value in expected.items():
