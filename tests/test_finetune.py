@@ -209,3 +209,23 @@ def test_a_segmentation_model_gets_new_mask_classes_and_a_uint8_export(tmp_path)
     expected = result.model.predict(raw.astype("float32") / 255.0, verbose=0)
     np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-5)
     assert meta["task"] == "segmentation" and meta["class_names"] == list(data.info.class_names)
+
+
+@pytest.mark.parametrize("name, data, output", [
+    ("resnet20", "digits", (10,)),
+    ("simclr", "digits", (10,)),
+    ("unet", "shapes:classes=4,count=120,size=16", (16, 16, 5)),  # background + 4 kinds, 2 of them new
+])
+def test_shipped_resnet_simclr_and_unet_get_new_heads(name, data, output, tmp_path):
+    if name not in keras_zoo.list_models(pretrained=True):
+        pytest.skip(f"{name} has no shipped weights in this checkout")
+    pretrained = keras_zoo.create_model(name, pretrained=True)
+    result = keras_zoo.finetune(name, data, epochs=1, batch_size=64, run_dir=str(tmp_path), verbose=0)
+    assert result.model.outputs[0].shape[1:] == output
+    backbone = result.model.get_layer("backbone")
+    source = pretrained.encoder if name == "simclr" else pretrained
+    reference = {w.path: np.asarray(w) for w in source.weights}
+    assert backbone.weights
+    for w in backbone.weights:  # phase 1 leaves the pretrained backbone exactly as it was
+        np.testing.assert_array_equal(np.asarray(w), reference[w.path])
+    assert 0.0 <= result.metrics["accuracy"] <= 1.0
