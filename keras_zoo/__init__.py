@@ -35,6 +35,8 @@ _API = {
     "load_export": "keras_zoo.export",
     "run_experiment": "keras_zoo.experiments",
     "list_experiments": "keras_zoo.experiments",
+    "finetune": "keras_zoo.transfer",
+    "FinetuneResult": "keras_zoo.transfer",
 }
 
 __all__ = sorted(_API) + ["__version__"]

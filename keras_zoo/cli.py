@@ -150,6 +150,40 @@ def cmd_export(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- finetune
+
+
+def cmd_finetune(args) -> int:
+    import logging
+
+    import keras_zoo
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    data_options = {}
+    if args.image_size:
+        data_options["image_size"] = _parse_size(args.image_size)
+    if args.color_mode:
+        data_options["color_mode"] = args.color_mode
+    base = args.name if not args.tag else f"{args.name}:{args.tag}"
+    out = args.out or os.path.join(
+        "runs", f"{base.replace(':', '-')}-{os.path.basename(os.path.normpath(args.data))}-finetune")
+    print(f"fine-tuning {base} on {args.data}; run directory {out}", file=sys.stderr)
+    result = keras_zoo.finetune(
+        base, args.data, epochs=args.epochs, fine_tune_epochs=args.fine_tune_epochs,
+        unfreeze=args.unfreeze, learning_rate=args.learning_rate, batch_size=args.batch_size,
+        seed=args.seed, run_dir=out, export=not args.no_export, data_options=data_options,
+        verbose=1 if sys.stderr.isatty() else 2)
+    print(f"fine-tuned {result.base} on {len(result.class_names)} classes {result.class_names}")
+    for phase in result.phases:
+        print(f"  phase {phase['name']}: {phase['epochs_run']} epochs, held-out accuracy "
+              f"{phase['test']['accuracy']:.4f}")
+    print(f"checkpoint: {os.path.join(out, 'model.keras')}")
+    if result.export_path:
+        print(f"export (serving_default takes uint8 images "
+              f"{'x'.join(map(str, result.info.input_shape))}): {result.export_path}")
+    return 0
+
+
 # --------------------------------------------------------------------------- tune
 
 
@@ -230,12 +264,20 @@ def cmd_predict(args) -> int:
             with open(meta_path, encoding="utf-8") as f:
                 class_names = json.load(f).get("class_names") or []
     else:
-        from keras_zoo import registry
+        from keras_zoo import registry, weights
 
-        registry.get_spec(target)  # an unknown name raises with suggestions
-        print(f"keras-zoo: {target!r} is a registered model without trained weights here; pass a run "
-              "directory, a .keras file or an export directory", file=sys.stderr)
-        return 2
+        name, _, tag = target.partition(":")
+        registry.get_spec(name)  # an unknown name raises with suggestions
+        if name not in weights.pretrained_names():
+            print(f"keras-zoo: {name!r} is a registered model without shipped weights; pass a run "
+                  "directory, a .keras file or an export directory (models with weights: "
+                  f"{', '.join(weights.pretrained_names())})", file=sys.stderr)
+            return 2
+        entry = weights.get_entry(name, tag or True)
+        model = registry.create_model(name, pretrained=entry["tag"])
+        x = _load_images(args.images, tuple(entry["input_contract"]["shape"]))
+        probs = np.asarray(model.predict(x, verbose=0))
+        class_names = entry.get("class_names") or []
     if probs.ndim != 2:
         print(f"keras-zoo: predict prints class predictions; this model outputs shape {probs.shape}",
               file=sys.stderr)
@@ -318,6 +360,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", type=int)
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser("finetune", help="new classes on a pretrained model; writes a servable export")
+    p.add_argument("name", help="model with shipped weights (see `list --pretrained`), or NAME:TAG")
+    p.add_argument("--data", required=True, help="image folder with one sub-folder per class")
+    p.add_argument("--tag", help="which shipped checkpoint (default: the model's default)")
+    p.add_argument("--epochs", type=int, default=30, help="phase 1: new head, backbone frozen")
+    p.add_argument("--fine-tune-epochs", type=int, default=10,
+                   help="phase 2: backbone unfrozen at a tenth of the learning rate (0 skips it)")
+    p.add_argument("--unfreeze", default="all", help="phase 2 unfreezes 'all' or the top N weighted layers")
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--out", help="run directory (default runs/NAME-DATA-finetune)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", help="read images at HxW (default: as stored)")
+    p.add_argument("--color-mode", choices=("grayscale", "rgb"))
+    p.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
+    p.set_defaults(func=cmd_finetune)
+
     p = sub.add_parser(
         "tune", help="search hyperparameters with KerasTuner; optionally save the best as a preset",
         description="Search a model's hyperparameters (architecture and recipe knobs) on a data source. "
@@ -345,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("predict", help="classify image files")
-    p.add_argument("model", help="export directory, .keras file or run directory")
+    p.add_argument("model", help="export directory, .keras file, run directory, or NAME[:TAG] with shipped weights")
     p.add_argument("images", nargs="+")
     p.set_defaults(func=cmd_predict)
 

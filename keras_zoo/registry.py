@@ -269,8 +269,10 @@ def _preset_specs() -> list[ModelSpec]:
 
 
 def _pretrained_names() -> list[str]:
-    # Weight store hook: replaced by keras_zoo.weights once pretrained checkpoints ship.
-    return []
+    # The weight store's manifest is plain JSON: reading it keeps `keras-zoo list` free of TensorFlow.
+    from keras_zoo import weights
+
+    return weights.pretrained_names()
 
 
 def _check_input_shape(spec: ModelSpec, input_shape) -> tuple:
@@ -314,13 +316,19 @@ def validate_request(name: str, input_shape=None, num_classes=None, **overrides)
     return spec, shape, num_classes, dict(overrides)
 
 
-def create_model(name: str, input_shape=None, num_classes: int | None = None, **overrides):
-    """Build a registered model.
+def create_model(name: str, input_shape=None, num_classes: int | None = None, *, pretrained=False,
+                 sha256: str | None = None, **overrides):
+    """Build a registered model, optionally with pretrained weights.
 
     Args:
         name: a registry name (see `list_models`).
         input_shape: input shape without the batch axis; defaults to the spec's.
         num_classes: number of output classes, where the task has classes.
+        pretrained: ``True`` loads the default shipped checkpoint, a string its tag (see
+            `list_models(pretrained=True)` and `keras_zoo.weights.tags(name)`), or a path or
+            http(s) URL of a ``.keras`` / ``.weights.h5`` file (then `sha256` is required).
+            A shipped checkpoint keeps its input shape and classes: `keras_zoo.finetune` adapts it.
+        sha256: the published hash of weights given by path or URL.
         **overrides: builder keyword arguments (widths, depth, dropout, ...).
 
     Returns:
@@ -328,7 +336,15 @@ def create_model(name: str, input_shape=None, num_classes: int | None = None, **
 
     Example:
         >>> model = create_model("cnn_small", input_shape=(8, 8, 1), num_classes=10, dropout=0.1)
+        >>> trained = create_model("cnn_small", pretrained="digits")
     """
+    if pretrained is not False and pretrained is not None:
+        from keras_zoo import weights
+
+        return weights.create_pretrained(name, pretrained, sha256=sha256, input_shape=input_shape,
+                                         num_classes=num_classes, **overrides)
+    if sha256 is not None:
+        raise ValueError("sha256= goes with pretrained=<path or URL>")
     spec, shape, num_classes, kwargs = validate_request(name, input_shape, num_classes, **overrides)
     if spec.accepts_num_classes:
         kwargs["num_classes"] = num_classes

@@ -48,6 +48,35 @@ def classify(model, input_shape):
     return fn, [image_spec(input_shape)]
 
 
+@register_signature("classify_uint8")
+def classify_uint8(model, input_shape):
+    """inputs: uint8 (batch, *input_shape), raw pixels 0-255 -> probabilities (batch, K), class_ids.
+
+    The scaling to [0, 1] the model was trained with runs inside the graph, so a client sends decoded
+    images as they are (the serving signature of fine-tuned models).
+    """
+    classify_fn, _ = classify(model, input_shape)
+
+    def fn(inputs):
+        return classify_fn(tf.cast(inputs, tf.float32) / 255.0)
+
+    return fn, [tf.TensorSpec(shape=(None, *input_shape), dtype=tf.uint8, name="inputs")]
+
+
+@register_signature("segment_uint8")
+def segment_uint8(model, input_shape):
+    """inputs: uint8 (batch, H, W, C), raw pixels 0-255 -> per-pixel probabilities (batch, H, W, K), class_ids.
+
+    The serving signature of fine-tuned segmentation models: scaling to [0, 1] runs inside the graph.
+    """
+
+    def fn(inputs):
+        probabilities = tf.cast(model(tf.cast(inputs, tf.float32) / 255.0, training=False), tf.float32)
+        return {"probabilities": probabilities,
+                "class_ids": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
+
+    return fn, [tf.TensorSpec(shape=(None, *input_shape), dtype=tf.uint8, name="inputs")]
+
 # === Reconstruction (autoencoder family) ===
 
 
