@@ -14,7 +14,7 @@ from keras_zoo import registry
 from keras_zoo.export.signatures import TASK_DEFAULT
 from keras_zoo.recipes import get_recipe
 
-from generic import fixed_batch, outputs
+from generic import fixed_batch, outputs, serving_input
 
 ALL = keras_zoo.list_models()
 
@@ -94,7 +94,7 @@ def test_export_round_trip_gives_equal_outputs(name, tmp_path):
     sig = loaded.signatures["serving_default"]
     (input_name,) = sig.structured_input_signature[1]
     assert input_name == "inputs"
-    x = np.random.default_rng(1).uniform(size=(3, *shape)).astype("float32")
+    x = serving_input(sig)  # images of `shape`, or noise vectors for a generator
     served = sig(inputs=x)
     primary = keras_zoo.export.signatures.SIGNATURES[TASK_DEFAULT[spec.task]]
     fn, _ = primary(model, shape)

@@ -76,7 +76,7 @@ def _model_input_shape(model) -> tuple:
 
 def export_model(model, directory: str, version: int | None = None, *, name: str | None = None,
                  task: str | None = None, signatures=None, class_names=None,
-                 value_range=(0.0, 1.0), atol: float = 1e-4) -> str:
+                 value_range=(0.0, 1.0), serving: str | None = None, atol: float = 1e-4) -> str:
     """Export `model` for serving as ``directory/<name>/<version>/`` and return that path.
 
     Args:
@@ -86,9 +86,14 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
             over an existing version replaces it whole.
         name: model directory name; defaults to `model.name`.
         task: overrides the registry's task (needed for models the registry does not know).
-        signatures: extra signature names; default is the registry spec's list.
+        signatures: extra signature names; default is the registry spec's list (plus, with a
+            `serving` other than the task's, the task's own signature).
         class_names: written to ``assets/class_names.txt`` and the metadata file.
         value_range: the range of input values the model was trained on, for the metadata file.
+        serving: the signature exported as ``serving_default``; default is the task's own
+            (``classify`` for classifiers). ``"classify_uint8"`` serves raw uint8 images with the
+            scaling inside the graph (the metadata's value range is then [0, 255]); the task's
+            float signature is kept under its own name.
         atol: tolerance of the reload check.
 
     Raises:
@@ -101,7 +106,14 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
 
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
         raise ValueError(f"version must be an int >= 1, got {version!r}")
+    chosen = signatures is not None
     task, extra = _task_and_signatures(model, task, signatures)
+    serving = serving or TASK_DEFAULT[task]
+    if serving != TASK_DEFAULT[task]:
+        # Unless the signatures were chosen explicitly, the task's float signature stays available
+        # by name (where one is registered).
+        default = [TASK_DEFAULT[task]] if TASK_DEFAULT[task] in SIGNATURES and not chosen else []
+        extra = [serving, *default, *[s for s in extra if s != serving]]
     unknown = [s for s in extra if s not in SIGNATURES]
     if unknown:
         raise ValueError(f"unknown signature(s) {unknown}; accepted: {sorted(SIGNATURES)}")
@@ -111,10 +123,10 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
     version = version or _next_version(model_dir)
     input_shape = _model_input_shape(model)
 
-    endpoints = {"serving_default": SIGNATURES[TASK_DEFAULT[task]](model, input_shape)}
-    endpoints[TASK_DEFAULT[task]] = endpoints["serving_default"]
+    endpoints = {"serving_default": SIGNATURES[serving](model, input_shape)}
+    endpoints[serving] = endpoints["serving_default"]
     for sig in extra:
-        endpoints[sig] = SIGNATURES[sig](model, input_shape)
+        endpoints.setdefault(sig, SIGNATURES[sig](model, input_shape))
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -131,7 +143,9 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
             "signatures": sorted(endpoints),
             "inputs": {sig: [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype.name}
                              for s in endpoints[sig][1]] for sig in endpoints},
-            "value_range": [float(v) for v in value_range],
+            # What serving_default expects: raw 0-255 pixels for a uint8 signature.
+            "value_range": ([0, 255] if endpoints["serving_default"][1][0].dtype == tf.uint8
+                            else [float(v) for v in value_range]),
             "class_names": list(class_names or []),
             "keras_version": keras.__version__,
             "tensorflow_version": tf.__version__,

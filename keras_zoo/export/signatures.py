@@ -48,6 +48,35 @@ def classify(model, input_shape):
     return fn, [image_spec(input_shape)]
 
 
+@register_signature("classify_uint8")
+def classify_uint8(model, input_shape):
+    """inputs: uint8 (batch, *input_shape), raw pixels 0-255 -> probabilities (batch, K), class_ids.
+
+    The scaling to [0, 1] the model was trained with runs inside the graph, so a client sends decoded
+    images as they are (the serving signature of fine-tuned models).
+    """
+    classify_fn, _ = classify(model, input_shape)
+
+    def fn(inputs):
+        return classify_fn(tf.cast(inputs, tf.float32) / 255.0)
+
+    return fn, [tf.TensorSpec(shape=(None, *input_shape), dtype=tf.uint8, name="inputs")]
+
+
+@register_signature("segment_uint8")
+def segment_uint8(model, input_shape):
+    """inputs: uint8 (batch, H, W, C), raw pixels 0-255 -> per-pixel probabilities (batch, H, W, K), class_ids.
+
+    The serving signature of fine-tuned segmentation models: scaling to [0, 1] runs inside the graph.
+    """
+
+    def fn(inputs):
+        probabilities = tf.cast(model(tf.cast(inputs, tf.float32) / 255.0, training=False), tf.float32)
+        return {"probabilities": probabilities,
+                "class_ids": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
+
+    return fn, [tf.TensorSpec(shape=(None, *input_shape), dtype=tf.uint8, name="inputs")]
+
 # === Reconstruction (autoencoder family) ===
 
 
@@ -59,8 +88,7 @@ def _sub_model(model, name: str, signature: str):
                          "(autoencoders are decoder(encoder(x)))") from None
 
 
-@register_signature("reconstruct")
-def reconstruct(model, input_shape):
+def _reconstruct_autoencoder(model, input_shape):
     """inputs: float32 (batch, H, W, C) in [0, 1] -> reconstruction (batch, H, W, C) in [0, 1]."""
 
     def fn(inputs):
@@ -69,8 +97,7 @@ def reconstruct(model, input_shape):
     return fn, [image_spec(input_shape)]
 
 
-@register_signature("encode")
-def encode(model, input_shape):
+def _encode_autoencoder(model, input_shape):
     """inputs: float32 (batch, H, W, C) in [0, 1] -> latent (batch, latent_dim): the encoder's code."""
     encoder = _sub_model(model, "encoder", "encode")
 
@@ -80,8 +107,7 @@ def encode(model, input_shape):
     return fn, [image_spec(input_shape)]
 
 
-@register_signature("decode")
-def decode(model, input_shape):
+def _decode_autoencoder(model, input_shape):
     """latent: float32 (batch, latent_dim) -> reconstruction (batch, H, W, C) in [0, 1]."""
     decoder = _sub_model(model, "decoder", "decode")
     latent_shape = tuple(decoder.inputs[0].shape[1:])
@@ -148,3 +174,136 @@ def segment(model, input_shape):
                 "class_ids": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
 
     return fn, [spec]
+
+
+# --------------------------------------------------------------------------- generative / contrastive
+
+
+def _latent_dim(model, input_shape) -> int:
+    """Noise size of a generative model (VAE, GAN), or of a bare generator whose input is the noise."""
+    if hasattr(model, "latent_dim"):
+        return int(model.latent_dim)
+    if len(input_shape) != 1:
+        raise ValueError(
+            f"model {model.name!r} has no `latent_dim` and its input {tuple(input_shape)} is not a "
+            "noise vector; the generation signatures need a VAE, a GAN or a generator (noise -> images)")
+    return int(input_shape[0])
+
+
+def _images(model, noise):
+    generate = getattr(model, "generate", None)
+    images = generate(noise) if generate is not None else model(noise, training=False)
+    return tf.cast(images, tf.float32)
+
+
+@register_signature("generate")
+def generate(model, input_shape):
+    """inputs: float32 noise (batch, latent_dim), standard normal -> images (batch, h, w, c) in [0, 1].
+
+    Works for a VAE (decodes prior samples), a GAN, and a GAN's bare `generator` model.
+    """
+    latent = _latent_dim(model, input_shape)
+
+    def fn(inputs):
+        return {"images": _images(model, inputs)}
+
+    return fn, [tf.TensorSpec(shape=(None, latent), dtype=tf.float32, name="inputs")]
+
+
+@register_signature("sample")
+def sample(model, input_shape):
+    """inputs: int32 number of samples, seed: int32 -> images and the standard-normal latents used.
+
+    The noise is drawn with a stateless generator, so the same (inputs, seed) gives the same images.
+    """
+    latent = _latent_dim(model, input_shape)
+
+    def fn(inputs, seed):
+        z = tf.random.stateless_normal(tf.stack([tf.maximum(inputs, 0), latent]),
+                                       seed=tf.stack([seed, tf.constant(0, tf.int32)]))
+        return {"images": _images(model, z), "latents": z}
+
+    return fn, [tf.TensorSpec(shape=(), dtype=tf.int32, name="inputs"),
+                tf.TensorSpec(shape=(), dtype=tf.int32, name="seed")]
+
+
+def _encode_vae(model, input_shape):
+    """inputs: images -> mean and log_variance of the VAE posterior q(z|x), each (batch, latent_dim)."""
+    if not hasattr(model, "encode"):
+        raise ValueError(f"model {model.name!r} has no `encode` method (the `encode` signature is a VAE's)")
+
+    def fn(inputs):
+        mean, log_var = model.encode(inputs)
+        return {"mean": tf.cast(mean, tf.float32), "log_variance": tf.cast(log_var, tf.float32)}
+
+    return fn, [image_spec(input_shape)]
+
+
+def _decode_vae(model, input_shape):
+    """inputs: latent codes z (batch, latent_dim) -> images, the expected image under p(x|z)."""
+    if not hasattr(model, "decode"):
+        raise ValueError(f"model {model.name!r} has no `decode` method (the `decode` signature is a VAE's)")
+    latent = _latent_dim(model, input_shape)
+
+    def fn(inputs):
+        return {"images": tf.cast(model.decode(inputs), tf.float32)}
+
+    return fn, [tf.TensorSpec(shape=(None, latent), dtype=tf.float32, name="inputs")]
+
+
+def _reconstruct_vae(model, input_shape):
+    """inputs: images -> reconstruction (same shape, [0, 1]).
+
+    Uses the model's `reconstruct` method where it has one (a VAE decodes its posterior mean),
+    otherwise the model's own output (an autoencoder).
+    """
+    method = getattr(model, "reconstruct", None)
+
+    def fn(inputs):
+        out = method(inputs) if method is not None else model(inputs, training=False)
+        return {"reconstruction": tf.cast(out, tf.float32)}
+
+    return fn, [image_spec(input_shape)]
+
+
+@register_signature("embed")
+def embed(model, input_shape):
+    """inputs: images -> embedding (batch, d), L2-normalised representation (SimCLR's encoder features)."""
+    method = getattr(model, "embed", None)
+
+    def fn(inputs):
+        if method is not None:
+            out = method(inputs)
+        else:
+            out = tf.math.l2_normalize(tf.cast(model(inputs, training=False), tf.float32), axis=-1)
+        return {"embedding": tf.cast(out, tf.float32)}
+
+    return fn, [image_spec(input_shape)]
+
+
+# === Signatures shared by autoencoders and VAEs ===
+# One name, two contracts: an autoencoder exposes `encoder`/`decoder` sub-models and a deterministic
+# code; a VAE exposes `encode`/`decode` methods and a posterior (mean, log-variance). The model's kind
+# picks the implementation, so `encode` means "the model's own encoder" for either.
+
+
+def _is_vae(model) -> bool:
+    return callable(getattr(model, "encode", None)) and callable(getattr(model, "decode", None))
+
+
+@register_signature("encode")
+def encode(model, input_shape):
+    """Autoencoder: inputs -> latent. VAE: inputs -> mean, log_variance of q(z|x)."""
+    return (_encode_vae if _is_vae(model) else _encode_autoencoder)(model, input_shape)
+
+
+@register_signature("decode")
+def decode(model, input_shape):
+    """Autoencoder: latent -> reconstruction. VAE: inputs (latent codes z) -> images."""
+    return (_decode_vae if _is_vae(model) else _decode_autoencoder)(model, input_shape)
+
+
+@register_signature("reconstruct")
+def reconstruct(model, input_shape):
+    """inputs -> reconstruction in [0, 1] (a VAE decodes its posterior mean)."""
+    return (_reconstruct_vae if _is_vae(model) else _reconstruct_autoencoder)(model, input_shape)

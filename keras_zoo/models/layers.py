@@ -65,3 +65,15 @@ def classification_head(x, num_classes: int, dropout: float = 0.0, regularizer=N
     if temperature != 1.0:
         x = keras.layers.Rescaling(1.0 / temperature, name=f"{name}_temperature")(x)
     return keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+
+
+def check_divisible(input_shape, factor: int, model: str) -> None:
+    """Refuse inputs an encoder-decoder cannot halve `log2(factor)` times and double back exactly."""
+    check_downsampling(input_shape, factor, model)
+    h, w = input_shape[0], input_shape[1]
+    if h % factor or w % factor:
+        raise ValueError(
+            f"input_shape {tuple(input_shape)} does not suit {model!r}: it halves the resolution to "
+            f"1/{factor} and doubles it back, so height and width must be multiples of {factor} "
+            f"(change `depth` or resize the data)"
+        )

@@ -30,16 +30,21 @@ class NanGuard(keras.callbacks.Callback):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.diverged_at = (self._epoch, batch, float(loss))
-            self.model.stop_training = True
+        # `loss` and every other `*_loss` log (a GAN's `g_loss`, a VAE's `kl_loss`): a model with
+        # several objectives can diverge in any of them.
+        for key, value in (logs or {}).items():
+            if (key == "loss" or key.endswith("_loss")) and not math.isfinite(float(value)):
+                self.diverged_at = (self._epoch, batch, float(value))
+                self.model.stop_training = True
+                return
 
 
 class AtomicCheckpoint(keras.callbacks.Callback):
     """Save the best model so far to `path` (a `.keras` file), written beside and then renamed.
 
     Keras's `ModelCheckpoint` writes in place, so a run killed mid-save would leave a broken file.
+    With ``monitor=None`` (models with no validation number to select on, such as GANs) it keeps
+    the latest epoch whose losses are all finite.
     """
 
     def __init__(self, path: str, monitor: str = "val_loss", mode: str = "min"):
@@ -48,6 +53,12 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         self.best = math.inf if mode == "min" else -math.inf
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.monitor is None:
+            losses = [v for k, v in (logs or {}).items() if k == "loss" or k.endswith("_loss")]
+            if all(math.isfinite(float(v)) for v in losses) and not self.model.stop_training:
+                with atomic_path(self.path, suffix=".keras") as tmp:
+                    self.model.save(tmp)
+            return
         value = (logs or {}).get(self.monitor)
         if value is None or not math.isfinite(float(value)):
             return

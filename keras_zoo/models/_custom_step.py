@@ -1,0 +1,68 @@
+"""Common ground of the models that compute their own loss in `train_step` (VAE, GAN, SimCLR).
+
+They follow the keras.io pattern: a `keras.Model` subclass that takes its sub-models in `__init__`
+and overrides `train_step`/`test_step`. Each is also a Functional model (its `__init__` wires a
+graph from an `Input` through its sub-models), so it has `inputs`, a `call()`, a summary, and it
+saves, reloads and exports like any registry model. What they share lives here: `compile` with
+the single `optimizer=` a recipe passes, optimizer variables created at compile time (so a
+backup or a `.keras` file restores the optimizer state before the first step), and the compile
+config that lets `keras.saving.load_model` recompile them.
+"""
+
+from __future__ import annotations
+
+import keras
+
+
+def serialize(obj) -> dict:
+    return keras.saving.serialize_keras_object(obj)
+
+
+def deserialize(config):
+    return keras.saving.deserialize_keras_object(config) if isinstance(config, dict) else config
+
+
+class CustomStepModel(keras.Model):
+    """Base class: subclasses define `metrics`, `train_step`, `test_step` and `_optimized_variables`."""
+
+    def compile(self, optimizer="adam", loss=None, **kwargs):
+        """Compile with an optimizer only: the loss is part of the model's training step.
+
+        Args:
+            optimizer: a `keras.optimizers.Optimizer` (or its name).
+            loss: must be None; the model computes its own objective.
+            **kwargs: other `keras.Model.compile` arguments (`run_eagerly`, `jit_compile`...).
+        """
+        if loss is not None:
+            raise ValueError(
+                f"{type(self).__name__} computes its own loss in train_step; compile it with "
+                f"loss=None (got loss={loss!r})")
+        super().compile(optimizer=optimizer, **kwargs)
+        self._build_optimizers()
+
+    def _optimized_variables(self):
+        return self.trainable_variables
+
+    def _build_optimizers(self) -> None:
+        # Creating the slots now (rather than at the first step) lets `load_weights` and
+        # `load_model` restore the optimizer state into them; built on exactly the variables
+        # the step updates, so the saved and the rebuilt optimizer have the same variables.
+        self.optimizer.build(self._optimized_variables())
+
+    def get_compile_config(self):
+        if self.compiled and hasattr(self, "_compile_config"):
+            return self._compile_config.serialize()
+        return {}
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+
+    @staticmethod
+    def _unpack(data):
+        """(inputs, targets or None) from whatever the pipeline yields: x, (x,), (x, y), (x, y, w)."""
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return x, y
+
+    def _results(self) -> dict:
+        return {m.name: m.result() for m in self.metrics}

@@ -1,0 +1,248 @@
+"""Contrastive pre-training (the `simclr` family): SimCLR (Chen et al. 2020).
+
+Each batch is augmented twice with Keras preprocessing layers (random resized crop as zoom-in plus
+translation, optional horizontal flip, colour jitter and random grayscale for RGB inputs or
+brightness/contrast jitter for one channel, Gaussian blur); both views go through an encoder taken
+from the registry (any classifier with a globally pooled layer named ``"pool"``: ``cnn_small``,
+``resnet20``...) and a two-layer projection head; the NT-Xent loss pulls the two views of an image
+together against the other 2N - 2 views of the batch. After training, the encoder's pooled
+features are the representation: the model called on images returns them, the ``embed`` serving
+signature returns them L2-normalised, and `model.encoder` can seed a classifier.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from keras_zoo import _validate, registry
+from keras_zoo.models._custom_step import CustomStepModel, deserialize, serialize
+from keras_zoo.registry import Float, Int, register_model
+
+
+def nt_xent(z_a, z_b, temperature: float):
+    """NT-Xent (normalised temperature-scaled cross-entropy) of two batches of paired projections.
+
+    Args:
+        z_a, z_b: ``(N, d)`` projections of two views of the same N images (row i pairs with row i).
+        temperature: softmax temperature tau of the cosine similarities.
+
+    Returns:
+        ``(loss, accuracy)``: the mean cross-entropy over the 2N anchors, and the fraction of anchors
+        whose most similar other view is their positive.
+    """
+    z = ops.concatenate([ops.cast(z_a, "float32"), ops.cast(z_b, "float32")], axis=0)
+    z = ops.normalize(z, axis=-1)
+    n = ops.shape(z_a)[0]
+    logits = ops.matmul(z, ops.transpose(z)) / temperature
+    # An anchor is never its own candidate: push the diagonal to -inf (a large finite value keeps
+    # the softmax NaN-free).
+    logits = logits - 1e9 * ops.eye(2 * n, dtype="float32")
+    positives = ops.concatenate([ops.arange(n, 2 * n), ops.arange(0, n)], axis=0)
+    loss = ops.mean(ops.sparse_categorical_crossentropy(positives, logits, from_logits=True))
+    accuracy = ops.mean(ops.cast(ops.equal(ops.argmax(logits, axis=-1), positives), "float32"))
+    return loss, accuracy
+
+
+@keras.saving.register_keras_serializable(package="keras_zoo")
+class SimCLR(CustomStepModel):
+    """SimCLR pre-training of `encoder` with `projection_head`, on views drawn by `augmenter`.
+
+    Called on images it returns the encoder's features ``(batch, feature_dim)`` (no augmentation).
+
+    Args:
+        encoder: `keras.Model` images -> pooled features.
+        projection_head: `keras.Model` features -> projections the loss is computed on.
+        augmenter: a `keras.Sequential` of random preprocessing layers (applied with training=True).
+        temperature: NT-Xent temperature.
+
+    Example:
+        >>> model = keras_zoo.create_model("simclr", input_shape=(8, 8, 1), encoder="cnn_small")
+        >>> model.compile(optimizer="adam"); model.fit(images, epochs=50)
+        >>> features = model.encoder.predict(images)
+    """
+
+    def __init__(self, encoder, projection_head, augmenter, temperature=0.2, **kwargs):
+        temperature = _validate.positive("temperature", temperature)
+        inputs = keras.Input(shape=tuple(encoder.inputs[0].shape[1:]), name="inputs")
+        super().__init__(inputs, encoder(inputs), **kwargs)
+        self.encoder = encoder
+        self.projection_head = projection_head
+        self.augmenter = augmenter
+        self.temperature = temperature
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.accuracy_tracker = keras.metrics.Mean(name="contrastive_accuracy")
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.accuracy_tracker]
+
+    # === Inference API ===
+
+    def embed(self, images, training=False):
+        """L2-normalised encoder features (the representation used downstream)."""
+        return ops.normalize(ops.cast(self.encoder(images, training=training), "float32"), axis=-1)
+
+    def project(self, images, training=False):
+        """L2-normalised projections (the space the contrastive loss works in)."""
+        features = self.encoder(images, training=training)
+        return ops.normalize(ops.cast(self.projection_head(features, training=training), "float32"),
+                             axis=-1)
+
+    def views(self, images):
+        """Two independently augmented views of a batch."""
+        return self.augmenter(images, training=True), self.augmenter(images, training=True)
+
+    # === Training ===
+
+    def _contrastive_loss(self, images, training):
+        view_a, view_b = self.views(images)
+        # Both views in one pass, so batch-norm normalises over all 2N views (as SimCLR's global BN).
+        features = self.encoder(ops.concatenate([view_a, view_b], axis=0), training=training)
+        z = self.projection_head(features, training=training)
+        n = ops.shape(images)[0]
+        return nt_xent(z[:n], z[n:], self.temperature)
+
+    def train_step(self, data):
+        x, _ = self._unpack(data)
+        with tf.GradientTape() as tape:
+            loss, accuracy = self._contrastive_loss(x, training=True)
+            objective = loss + sum(self.losses, 0.0)
+        variables = self.trainable_variables
+        self.optimizer.apply(tape.gradient(objective, variables), variables)
+        self.loss_tracker.update_state(loss)
+        self.accuracy_tracker.update_state(accuracy)
+        return self._results()
+
+    def test_step(self, data):
+        x, _ = self._unpack(data)
+        loss, accuracy = self._contrastive_loss(x, training=False)
+        self.loss_tracker.update_state(loss)
+        self.accuracy_tracker.update_state(accuracy)
+        return self._results()
+
+    # === Config ===
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable,
+                "encoder": serialize(self.encoder), "projection_head": serialize(self.projection_head),
+                "augmenter": serialize(self.augmenter), "temperature": self.temperature}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        for key in ("encoder", "projection_head", "augmenter"):
+            config[key] = deserialize(config[key])
+        return cls(**config)
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def registry_encoder(name: str, input_shape, options=None) -> keras.Model:
+    """A registered classifier cut at its pooled-feature layer ``"pool"``.
+
+    Args:
+        name: a classifier in the registry (``"cnn_small"``, ``"resnet20"``...).
+        input_shape: image shape.
+        options: builder overrides of that classifier (``{"width": 64}``).
+
+    Raises:
+        ValueError: `name` is not a classifier, or it has no layer named ``"pool"``.
+        KeyError: `name` is not registered.
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"encoder must be the name of a registered classifier, got {name!r}")
+    spec = registry.get_spec(name)
+    if spec.task != "classification":
+        raise ValueError(
+            f"encoder {name!r} is a {spec.task} model; SimCLR takes a classifier's pooled features: "
+            f"one of {registry.list_models(task='classification')}")
+    if options is not None and not isinstance(options, dict):
+        raise ValueError(f"encoder_options must be a dict of {name!r} builder arguments, got {options!r}")
+    classifier = registry.create_model(name, input_shape=input_shape, **(options or {}))
+    try:
+        pool = classifier.get_layer("pool")
+    except ValueError:
+        raise ValueError(
+            f"encoder {name!r} has no layer named 'pool' (the globally pooled features SimCLR "
+            f"trains); classifiers in keras_zoo name that layer 'pool'") from None
+    return keras.Model(classifier.input, pool.output, name="encoder")
+
+
+def augmenter(input_shape, crop=0.5, translate=0.2, flip=False, jitter=0.4, blur=0.5, seed=None,
+              name="augmenter") -> keras.Sequential:
+    """SimCLR's view generator for images in [0, 1], using only Keras preprocessing layers.
+
+    Args:
+        crop: random resized crop: each side zoomed in by up to this fraction (0 disables).
+        translate: then shifted by up to this fraction of each side.
+        flip: random horizontal flips (for data whose mirror images keep their class).
+        jitter: strength of colour jitter (RGB: brightness, contrast, saturation, hue, plus 20%
+            random grayscale; one channel: brightness and contrast).
+        blur: strength of random Gaussian blur (0 disables).
+        seed: seed of the first layer; each following layer takes the next integer.
+    """
+    crop = _validate.rate("crop", crop)
+    translate = _validate.rate("translate", translate)
+    jitter = _validate.rate("jitter", jitter)
+    blur = _validate.non_negative("blur", blur)
+    if not isinstance(flip, bool):
+        raise ValueError(f"flip must be True or False, got {flip!r}")
+    seeds = iter(range(seed, seed + 16)) if seed is not None else iter([None] * 16)
+    channels = input_shape[-1]
+    stages = []
+    if crop:
+        stages.append(keras.layers.RandomZoom((-crop, 0.0), (-crop, 0.0), fill_mode="nearest",
+                                              seed=next(seeds), name="crop_zoom"))
+    if translate:
+        stages.append(keras.layers.RandomTranslation(translate, translate, fill_mode="nearest",
+                                                     seed=next(seeds), name="crop_shift"))
+    if flip:
+        stages.append(keras.layers.RandomFlip("horizontal", seed=next(seeds), name="flip"))
+    if jitter and channels == 3:
+        stages.append(keras.layers.RandomColorJitter(
+            value_range=(0.0, 1.0), brightness_factor=jitter, contrast_factor=jitter,
+            saturation_factor=(0.5 - jitter / 2, 0.5 + jitter / 2), hue_factor=jitter / 4,
+            seed=next(seeds), name="colour_jitter"))
+        stages.append(keras.layers.RandomGrayscale(0.2, seed=next(seeds), name="grayscale"))
+    elif jitter:
+        stages.append(keras.layers.RandomBrightness(jitter, value_range=(0.0, 1.0), seed=next(seeds),
+                                                    name="brightness"))
+        stages.append(keras.layers.RandomContrast(jitter, value_range=(0.0, 1.0), seed=next(seeds),
+                                                  name="contrast"))
+    if blur:
+        stages.append(keras.layers.RandomGaussianBlur(blur, kernel_size=3, sigma=(0.1, 1.0),
+                                                      value_range=(0.0, 1.0), seed=next(seeds),
+                                                      name="blur"))
+    return keras.Sequential([keras.Input(shape=tuple(input_shape)), *stages], name=name)
+
+
+def projection_head(feature_dim: int, width: int, projection_dim: int) -> keras.Model:
+    """SimCLR's g(.): dense -> batch-norm -> ReLU -> dense."""
+    features = keras.Input(shape=(feature_dim,), name="features")
+    x = keras.layers.Dense(width, use_bias=False, name="hidden")(features)
+    x = keras.layers.BatchNormalization(name="hidden_bn")(x)
+    x = keras.layers.Activation("relu", name="hidden_relu")(x)
+    z = keras.layers.Dense(projection_dim, dtype="float32", name="projection")(x)
+    return keras.Model(features, z, name="projection_head")
+
+
+@register_model(family="simclr", task="contrastive", input_shape=(28, 28, 1), recipe="simclr",
+                test_input_shape=(8, 8, 1),
+                search_space={"projection_dim": Int(16, 128, step=16),
+                              "temperature": Float(0.05, 1.0, sampling="log"),
+                              "crop": Float(0.0, 0.6), "jitter": Float(0.0, 0.8)})
+def simclr(input_shape, encoder="cnn_small", encoder_options=None, projection_dim=64,
+           projection_width=128, temperature=0.2, crop=0.5, translate=0.2, flip=False, jitter=0.4,
+           blur=0.5, seed=None):
+    """SimCLR: contrastive pre-training of a registry classifier's encoder, NT-Xent on two augmented views."""
+    projection_dim = _validate.positive_int("projection_dim", projection_dim)
+    projection_width = _validate.positive_int("projection_width", projection_width)
+    temperature = _validate.positive("temperature", temperature)
+    views = augmenter(input_shape, crop=crop, translate=translate, flip=flip, jitter=jitter, blur=blur,
+                      seed=seed)
+    backbone = registry_encoder(encoder, input_shape, encoder_options)
+    head = projection_head(int(backbone.outputs[0].shape[-1]), projection_width, projection_dim)
+    return SimCLR(backbone, head, views, temperature=temperature, name="simclr")

@@ -1,0 +1,53 @@
+"""Recipes for the generative models (VAE, GAN): they compute their own loss, so `loss=None`.
+
+The pipeline feeds images only (``targets="none"``). A VAE is selected on its validation negative
+ELBO. A GAN has no validation number that tracks sample quality (its losses describe a game, not
+a fit), so GAN recipes set ``monitor=None``: no early stopping, and the checkpoint keeps the latest
+finite epoch; judge the result with `keras_zoo.evaluation.gan_report` (Frechet distance).
+"""
+
+from keras_zoo.recipes import Recipe, register_recipe
+
+VAE = register_recipe(Recipe(
+    name="vae",
+    description="Adam 2e-3 with cosine decay, batch 64, up to 150 epochs, early stopping on the "
+                "validation negative ELBO.",
+    targets="none",
+    loss=None,
+    metrics=(),
+    learning_rate=2e-3,
+    batch_size=64,
+    epochs=150,
+    monitor="val_loss",
+    monitor_mode="min",
+    early_stopping_patience=25,
+))
+
+DCGAN = register_recipe(Recipe(
+    name="dcgan",
+    description="Adam 2e-4 (both players, constant rate), batch 64, 150 epochs, keeps the latest epoch.",
+    targets="none",
+    loss=None,
+    metrics=(),
+    learning_rate=2e-4,
+    schedule="constant",
+    batch_size=64,
+    epochs=150,
+    monitor=None,
+    early_stopping_patience=None,
+))
+
+WGAN_GP = register_recipe(Recipe(
+    name="wgan_gp",
+    description="Adam 1e-4 (both players, constant rate: the critic steps 5x as often, so a decaying "
+                "schedule would end its training early), batch 64, 150 epochs, keeps the latest epoch.",
+    targets="none",
+    loss=None,
+    metrics=(),
+    learning_rate=1e-4,
+    schedule="constant",
+    batch_size=64,
+    epochs=150,
+    monitor=None,
+    early_stopping_patience=None,
+))
