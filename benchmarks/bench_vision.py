@@ -9,8 +9,8 @@
 
 Each run writes benchmarks/results/<name>[_<corruption>].json with the figure, the wall time of the
 whole `train` call (data, tracing, fit, test evaluation, saving) and of `fit` alone, the process's
-CPU time, and the machine load (`os.getloadavg()`, as `uptime` prints it) before and after: the CPU is shared, so timings are
-inflated by the load.
+CPU time, and the machine load (`os.getloadavg()`, as `uptime` prints it) after and before the run:
+the CPU is shared, so timings are inflated by the load.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ TIME_LIMIT_S = {"resnet20": 300.0, "unet": 300.0}
 
 
 def _load():
-    return "load average %.2f, %.2f, %.2f" % os.getloadavg()
+    return [round(v, 2) for v in os.getloadavg()]
 
 
 def input_psnr(splits) -> float:
@@ -116,7 +116,9 @@ def main():
         "test_metrics": metrics,
         **extra,
         "command": command,
-        "load": f"before: {load_before}; after: {_load()}",
+        # 1/5/15-minute load averages (as `uptime` prints them) at the end of the run, and before it.
+        "load": _load(),
+        "load_before": load_before,
     }
     print(json.dumps(record, indent=2))
     suffix = "_" + re.sub(r"[^A-Za-z0-9.]+", "-", args.corruption) if args.corruption else ""

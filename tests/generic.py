@@ -35,14 +35,20 @@ def fixed_batch(spec, model, input_shape, batch: int = 8, seed: int = 0):
     return x, None
 
 
-def serving_input(signature, batch: int = 3, seed: int = 1):
+def serving_input(signature, image_shape=(), batch: int = 3, seed: int = 1):
     """A float32 batch shaped like the `inputs` a loaded serving signature declares.
 
     Classifiers, autoencoders and encoders take images; a generator's `generate` takes noise
     vectors, so the shape comes from the signature rather than from the model's input shape.
+    Signatures that accept any height and width (a U-Net's `segment`) get `image_shape`'s.
     """
     spec = signature.structured_input_signature[1]["inputs"]
-    shape = [batch if d is None else d for d in spec.shape]
+    dims = list(spec.shape)
+    own = list(image_shape) if len(image_shape) == len(dims) - 1 else [None] * (len(dims) - 1)
+    shape = [batch if dims[0] is None else dims[0]]
+    shape += [d if d is not None else o for d, o in zip(dims[1:], own)]
+    if None in shape:
+        raise ValueError(f"signature input {spec} has unknown dimensions; pass image_shape")
     return np.random.default_rng(seed).uniform(size=shape).astype("float32")
 
 

@@ -94,7 +94,7 @@ def test_export_round_trip_gives_equal_outputs(name, tmp_path):
     sig = loaded.signatures["serving_default"]
     (input_name,) = sig.structured_input_signature[1]
     assert input_name == "inputs"
-    x = serving_input(sig)  # images of `shape`, or noise vectors for a generator
+    x = serving_input(sig, shape)  # images of `shape`, or noise vectors for a generator
     served = sig(inputs=x)
     primary = keras_zoo.export.signatures.SIGNATURES[TASK_DEFAULT[spec.task]]
     fn, _ = primary(model, shape)
