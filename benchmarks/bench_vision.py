@@ -8,8 +8,8 @@
     python benchmarks/bench_vision.py masked_autoencoder  # imputation PSNR (no bar; reported)
 
 Each run writes benchmarks/results/<name>[_<corruption>].json with the figure, the wall time of the
-whole `train` call (data, tracing, fit, test evaluation, saving) and of `fit` alone, and the machine
-load (`os.getloadavg()`, as `uptime` prints it) before and after: the CPU is shared, so timings are
+whole `train` call (data, tracing, fit, test evaluation, saving) and of `fit` alone, the process's
+CPU time, and the machine load (`os.getloadavg()`, as `uptime` prints it) before and after: the CPU is shared, so timings are
 inflated by the load.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -74,11 +75,12 @@ def main():
         def on_train_end(self, logs=None):
             fit_time["end"] = time.perf_counter()
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as run_dir:
         result = keras_zoo.train(args.model, data, run_dir=run_dir, seed=args.seed, resume=False,
                                  callbacks=[FitTimer()], data_options=data_options, verbose=2)
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     metrics = dict(result.metrics)
     value = metrics.get(metric)
     extra = {}
@@ -105,14 +107,19 @@ def main():
         "passed": passed,
         "seconds": round(seconds, 1),
         "fit_seconds": round(fit_time["end"] - fit_time["start"], 1),
+        # CPU time of all the process's threads: on an idle 2-core machine the wall time is about
+        # half of this; under load the wall time above is what this machine gave.
+        "cpu_seconds": round(cpu_seconds, 1),
         "epochs_run": len(result.history.get("loss", [])),
+        "validation_curve": {k: [round(v, 4) for v in vals] for k, vals in result.history.items()
+                             if k.startswith("val_")},
         "test_metrics": metrics,
         **extra,
         "command": command,
         "load": f"before: {load_before}; after: {_load()}",
     }
     print(json.dumps(record, indent=2))
-    suffix = f"_{args.corruption.split(':')[0]}" if args.corruption else ""
+    suffix = "_" + re.sub(r"[^A-Za-z0-9.]+", "-", args.corruption) if args.corruption else ""
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", f"{args.model}{suffix}.json")
     atomic_write_text(out, json.dumps(record, indent=2) + "\n")
 

@@ -104,14 +104,17 @@ def test_segment_signature_accepts_any_multiple_of_the_stride(tmp_path):
 
 @pytest.mark.slow
 def test_unet_trains_on_shapes_masks(tmp_path):
-    result = keras_zoo.train("unet", "shapes:size=16,count=240", epochs=3, run_dir=str(tmp_path), verbose=0,
-                             filters=8, depth=2, export=True)
+    source = "shapes:size=16,count=600"
+    result = keras_zoo.train("unet", source, epochs=6, run_dir=str(tmp_path), verbose=0, depth=2, export=True)
     assert result.info.num_classes == 4  # background + 3 shapes
     assert result.model.output.shape == (None, 16, 16, 4)
     assert {"mean_iou", "pixel_accuracy", "loss"} <= set(result.metrics)
-    assert result.history["loss"][-1] < result.history["loss"][0]
-    # Background alone is about 70% of the pixels: the net must beat predicting it everywhere.
-    assert result.metrics["pixel_accuracy"] > 0.75, result.metrics
+    assert result.history["loss"][-1] < 0.6 * result.history["loss"][0]
+    # The net must beat labelling every pixel background (mean IoU ~0.19, accuracy = its share).
+    masks = np.concatenate([m.numpy() for _, m in keras_zoo.load_splits(source, targets="mask").test])
+    background = float(np.mean(masks == 0))
+    assert result.metrics["pixel_accuracy"] > background + 0.04, (result.metrics, background)
+    assert result.metrics["mean_iou"] > 0.3, result.metrics
     with open(os.path.join(str(tmp_path), "metrics.json")) as f:
         assert json.load(f)["recipe"]["name"] == "unet"
     loaded, _ = keras_zoo.load_export(result.export_path)

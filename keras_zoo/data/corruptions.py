@@ -7,7 +7,8 @@ A spec is one or more corruptions joined by ``+``, each ``kind:amount[,key=value
 - ``mask_patches:0.5,size=2[,fill=0.0][,loss=masked]``: hide exactly half of the 2x2 patches of the
   grid (the last patch row/column may be cut by the border) by setting them to `fill`. With
   ``loss=masked`` the pipeline also yields a per-pixel sample weight that is 1 on hidden pixels and 0
-  elsewhere, so the loss (and the ``mse`` metric) cover only the pixels the model had to impute.
+  elsewhere, so the loss covers only the pixels the model had to impute (the metrics, MSE, PSNR and
+  SSIM, stay whole-image figures).
 
 `make_corruption(spec, seed)` returns the callable `load_splits(corruption=...)` applies to each
 clean image: ``(x, seed_tensor) -> (x_corrupted, x)`` or ``(x_corrupted, x, weight)``. All noise is

@@ -57,13 +57,16 @@ class PadShortcut(keras.layers.Layer):
 # === Blocks ===
 
 
-def _conv_bn(x, filters, kernel_size, strides, name, zero_gamma=False):
-    """Conv without bias (batch-norm follows) -> batch-norm; `zero_gamma` starts a residual branch at zero."""
+def _conv_bn(x, filters, kernel_size, strides, name):
+    """Conv without bias (batch-norm follows) -> batch-norm.
+
+    Every batch-norm starts at gamma = 1, as in He et al. Starting the last one of each residual
+    branch at zero (Goyal et al.'s trick for huge batches) stalled resnet20 on `shapes` at chance
+    for ten epochs; with gamma = 1 it passes 99% validation accuracy by the fifth.
+    """
     x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False,
                             kernel_initializer="he_normal", name=f"{name}_conv")(x)
-    return keras.layers.BatchNormalization(
-        momentum=0.9, epsilon=1e-5, gamma_initializer="zeros" if zero_gamma else "ones",
-        name=f"{name}_bn")(x)
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=f"{name}_bn")(x)
 
 
 def _shortcut(x, filters, strides, kind, name):
@@ -78,7 +81,7 @@ def basic_block(x, filters, strides=1, shortcut="projection", name="block"):
     """Two 3x3 conv-bn layers plus a shortcut, then relu (resnet18/34 and the CIFAR nets)."""
     y = _conv_bn(x, filters, 3, strides, name=f"{name}_1")
     y = keras.layers.Activation("relu", name=f"{name}_1_relu")(y)
-    y = _conv_bn(y, filters, 3, 1, name=f"{name}_2", zero_gamma=True)
+    y = _conv_bn(y, filters, 3, 1, name=f"{name}_2")
     y = keras.layers.Add(name=f"{name}_add")([_shortcut(x, filters, strides, shortcut, name), y])
     return keras.layers.Activation("relu", name=f"{name}_out")(y)
 
@@ -89,7 +92,7 @@ def bottleneck_block(x, filters, strides=1, shortcut="projection", name="block",
     y = keras.layers.Activation("relu", name=f"{name}_1_relu")(y)
     y = _conv_bn(y, filters, 3, strides, name=f"{name}_2")
     y = keras.layers.Activation("relu", name=f"{name}_2_relu")(y)
-    y = _conv_bn(y, filters * expansion, 1, 1, name=f"{name}_3", zero_gamma=True)
+    y = _conv_bn(y, filters * expansion, 1, 1, name=f"{name}_3")
     y = keras.layers.Add(name=f"{name}_add")(
         [_shortcut(x, filters * expansion, strides, shortcut, name), y])
     return keras.layers.Activation("relu", name=f"{name}_out")(y)

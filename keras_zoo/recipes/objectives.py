@@ -91,8 +91,8 @@ class PSNR(keras.metrics.Mean):
     """Mean per-image peak signal-to-noise ratio in dB (`tf.image.psnr`), images in [0, `max_val`].
 
     A perfect reconstruction has infinite PSNR; it counts as `cap` dB so one exact copy cannot turn
-    the mean into infinity. Per-pixel sample weights (masked-pixel losses) do not apply here: the
-    figure is always over whole images; per-image weights of shape ``(batch,)`` do.
+    the mean into infinity. The figure is always over whole images: per-pixel sample weights (a
+    masked-pixel loss) are ignored, per-image weights of shape ``(batch,)`` apply.
     """
 
     def __init__(self, max_val=1.0, cap=100.0, name="psnr", dtype=None):

@@ -19,10 +19,11 @@ AUTOENCODER = register_recipe(Recipe(
 
 DENOISING_AUTOENCODER = register_recipe(AUTOENCODER.replace(
     name="denoising_autoencoder",
-    description="The autoencoder recipe on inputs with Gaussian noise (sigma 0.3, clipped to [0, 1]) "
-                "added in the pipeline and clean targets; use corruption='salt_pepper:0.1' for "
+    description="The autoencoder recipe on inputs with Gaussian noise (sigma 0.5, clipped to [0, 1]) "
+                "added in the pipeline and clean targets; use corruption='salt_pepper:0.2' for "
                 "salt-and-pepper noise.",
-    corruption="gaussian:0.3",
+    # Sigma 0.5 is the noise factor of the Keras blog's MNIST denoising autoencoder.
+    corruption="gaussian:0.5",
 ))
 
 MASKED_AUTOENCODER = register_recipe(AUTOENCODER.replace(
