@@ -155,21 +155,19 @@ def frechet_distance(features_a, features_b) -> float:
 
     ``||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2))``
     """
-    from scipy import linalg
-
     a = np.asarray(features_a, dtype="float64")
     b = np.asarray(features_b, dtype="float64")
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"feature sets must be (n, d) with the same d, got {a.shape} and {b.shape}")
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
-    if not np.all(np.isfinite(covmean)):
-        # Nearly singular product: regularise both covariances slightly (as the FID reference code).
-        eps = np.eye(a.shape[1]) * 1e-6
-        covmean = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
-    covmean = np.real(covmean)
-    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(covmean))
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    # tr((S_a S_b)^(1/2)) = sum of sqrt(eigenvalues of S_a^(1/2) S_b S_a^(1/2)), a symmetric PSD
+    # matrix: stable even when ReLU features leave the covariances singular.
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+    inner = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    trace_covmean = float(np.sum(np.sqrt(np.clip(inner, 0.0, None))))
+    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_covmean)
 
 
 def classifier_features(classifier, images, layer: str = "pool", batch_size: int = 256) -> np.ndarray:
@@ -180,7 +178,8 @@ def classifier_features(classifier, images, layer: str = "pool", batch_size: int
         output = classifier.get_layer(layer).output
     except ValueError:
         raise ValueError(f"classifier {classifier.name!r} has no layer named {layer!r}") from None
-    extractor = keras.Model(classifier.inputs, output)
+    inputs = classifier.inputs[0] if len(classifier.inputs) == 1 else classifier.inputs
+    extractor = keras.Model(inputs, output)
     x = to_numpy(images).astype("float32")
     return np.concatenate([np.asarray(extractor(x[part], training=False)) for part in _batches(len(x), batch_size)])
 
