@@ -27,7 +27,7 @@ from keras_zoo import evaluation  # noqa: E402
 from keras_zoo._io import atomic_write_text  # noqa: E402
 from keras_zoo.data import load_splits  # noqa: E402
 
-DEFAULT_SET = ["likelihood=logistic", "levels=17", "components=3", "width=64", "latent_dim=32"]
+DEFAULT_SET = ["likelihood=logistic", "levels=17", "components=3", "width=64", "latent_dim=32", "dropout=0.05"]
 
 
 def _value(text):

