@@ -29,8 +29,14 @@ _API = {
     "TrainResult": "keras_zoo.recipes.training",
     "load_dataset": "keras_zoo.data",
     "load_splits": "keras_zoo.data",
+    "tune": "keras_zoo.tuning.search",
+    "TuneResult": "keras_zoo.tuning.search",
     "export_model": "keras_zoo.export",
     "load_export": "keras_zoo.export",
+    "run_experiment": "keras_zoo.experiments",
+    "list_experiments": "keras_zoo.experiments",
+    "finetune": "keras_zoo.transfer",
+    "FinetuneResult": "keras_zoo.transfer",
 }
 
 __all__ = sorted(_API) + ["__version__"]

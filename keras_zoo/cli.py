@@ -46,9 +46,13 @@ def _parse_size(text: str | None):
 
 
 def _catalog() -> list[dict]:
+    """Built-in models from catalog.json, then saved presets (JSON files), all without TensorFlow."""
     from keras_zoo.registry import read_catalog
+    from keras_zoo.tuning import presets
 
-    return read_catalog()
+    entries = read_catalog()
+    builtin = {e["name"] for e in entries}
+    return entries + [presets.catalog_entry(r) for r in presets.read_presets() if r["name"] not in builtin]
 
 
 def _fmt_params(n: int) -> str:
@@ -146,6 +150,67 @@ def cmd_export(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- finetune
+
+
+def cmd_finetune(args) -> int:
+    import logging
+
+    import keras_zoo
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    data_options = {}
+    if args.image_size:
+        data_options["image_size"] = _parse_size(args.image_size)
+    if args.color_mode:
+        data_options["color_mode"] = args.color_mode
+    base = args.name if not args.tag else f"{args.name}:{args.tag}"
+    out = args.out or os.path.join(
+        "runs", f"{base.replace(':', '-')}-{os.path.basename(os.path.normpath(args.data))}-finetune")
+    print(f"fine-tuning {base} on {args.data}; run directory {out}", file=sys.stderr)
+    result = keras_zoo.finetune(
+        base, args.data, epochs=args.epochs, fine_tune_epochs=args.fine_tune_epochs,
+        unfreeze=args.unfreeze, learning_rate=args.learning_rate, batch_size=args.batch_size,
+        seed=args.seed, run_dir=out, export=not args.no_export, data_options=data_options,
+        verbose=1 if sys.stderr.isatty() else 2)
+    print(f"fine-tuned {result.base} on {len(result.class_names)} classes {result.class_names}")
+    for phase in result.phases:
+        print(f"  phase {phase['name']}: {phase['epochs_run']} epochs, held-out accuracy "
+              f"{phase['test']['accuracy']:.4f}")
+    print(f"checkpoint: {os.path.join(out, 'model.keras')}")
+    if result.export_path:
+        print(f"export (serving_default takes uint8 images "
+              f"{'x'.join(map(str, result.info.input_shape))}): {result.export_path}")
+    return 0
+
+
+# --------------------------------------------------------------------------- tune
+
+
+def cmd_tune(args) -> int:
+    import keras_zoo
+
+    data_options = {}
+    if args.image_size:
+        data_options["image_size"] = _parse_size(args.image_size)
+    if args.color_mode:
+        data_options["color_mode"] = args.color_mode
+    try:
+        result = keras_zoo.tune(
+            args.name, args.data, tuner=args.tuner, max_trials=args.max_trials,
+            objective=args.objective, directory=args.out, epochs=args.epochs, seed=args.seed,
+            recipe=args.recipe, save_preset=args.save_preset, overwrite=args.overwrite,
+            data_options=data_options, verbose=2 if args.verbose else 1)
+    except KeyboardInterrupt:
+        print("keras-zoo: tuning interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    if args.json:
+        from keras_zoo._io import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+    return 0
+
+
 # --------------------------------------------------------------------------- predict
 
 
@@ -199,12 +264,20 @@ def cmd_predict(args) -> int:
             with open(meta_path, encoding="utf-8") as f:
                 class_names = json.load(f).get("class_names") or []
     else:
-        from keras_zoo import registry
+        from keras_zoo import registry, weights
 
-        registry.get_spec(target)  # an unknown name raises with suggestions
-        print(f"keras-zoo: {target!r} is a registered model without trained weights here; pass a run "
-              "directory, a .keras file or an export directory", file=sys.stderr)
-        return 2
+        name, _, tag = target.partition(":")
+        registry.get_spec(name)  # an unknown name raises with suggestions
+        if name not in weights.pretrained_names():
+            print(f"keras-zoo: {name!r} is a registered model without shipped weights; pass a run "
+                  "directory, a .keras file or an export directory (models with weights: "
+                  f"{', '.join(weights.pretrained_names())})", file=sys.stderr)
+            return 2
+        entry = weights.get_entry(name, tag or True)
+        model = registry.create_model(name, pretrained=entry["tag"])
+        x = _load_images(args.images, tuple(entry["input_contract"]["shape"]))
+        probs = np.asarray(model.predict(x, verbose=0))
+        class_names = entry.get("class_names") or []
     if probs.ndim != 2:
         print(f"keras-zoo: predict prints class predictions; this model outputs shape {probs.shape}",
               file=sys.stderr)
@@ -213,6 +286,26 @@ def cmd_predict(args) -> int:
         k = int(np.argmax(p))
         label = class_names[k] if k < len(class_names) else str(k)
         print(f"{path}\t{label}\t{p[k]:.4f}")
+    return 0
+
+
+# --------------------------------------------------------------------------- experiment
+
+
+def cmd_experiment(args) -> int:
+    from keras_zoo.experiments import run_experiment
+
+    out = args.out or os.path.join("runs", f"experiment-{args.name}")
+    print(f"running experiment {args.name} (size {args.size}, seed {args.seed}); plots to {out}",
+          file=sys.stderr)
+    table = run_experiment(args.name, size=args.size, plot_dir=out, seed=args.seed)
+    print(table.to_markdown())
+    from keras_zoo._io import atomic_write_text
+
+    atomic_write_text(os.path.join(out, f"{args.name}.json"), table.to_json() + "\n")
+    for path in table.plots:
+        print(f"plot: {path}")
+    print(f"table: {os.path.join(out, args.name + '.json')}")
     return 0
 
 
@@ -267,10 +360,63 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", type=int)
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser("finetune", help="new classes on a pretrained model; writes a servable export")
+    p.add_argument("name", help="model with shipped weights (see `list --pretrained`), or NAME:TAG")
+    p.add_argument("--data", required=True, help="image folder with one sub-folder per class")
+    p.add_argument("--tag", help="which shipped checkpoint (default: the model's default)")
+    p.add_argument("--epochs", type=int, default=30, help="phase 1: new head, backbone frozen")
+    p.add_argument("--fine-tune-epochs", type=int, default=10,
+                   help="phase 2: backbone unfrozen at a tenth of the learning rate (0 skips it)")
+    p.add_argument("--unfreeze", default="all", help="phase 2 unfreezes 'all' or the top N weighted layers")
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--out", help="run directory (default runs/NAME-DATA-finetune)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", help="read images at HxW (default: as stored)")
+    p.add_argument("--color-mode", choices=("grayscale", "rgb"))
+    p.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser(
+        "tune", help="search hyperparameters with KerasTuner; optionally save the best as a preset",
+        description="Search a model's hyperparameters (architecture and recipe knobs) on a data source. "
+                    "The first trial is the default configuration. Rerun the same command to resume. "
+                    "For distributed tuning start the same command on every machine with "
+                    "KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT and KERASTUNER_TUNER_ID (chief, "
+                    "tuner0, tuner1, ...) set.")
+    p.add_argument("name", help="registry name or preset")
+    p.add_argument("--data", required=True,
+                   help="built-in set (digits, shapes, moons, spirals), TFDS name or image folder")
+    p.add_argument("--tuner", default="random", choices=("random", "bayesian", "hyperband"))
+    p.add_argument("--max-trials", type=int, default=10)
+    p.add_argument("--objective", help="validation metric, optionally NAME:min|max (default: the recipe's)")
+    p.add_argument("--epochs", type=int, help="epochs per trial (default: the recipe's)")
+    p.add_argument("--recipe", help="recipe name (default: the model's own)")
+    p.add_argument("--out", help="search directory (default runs/tune-NAME-DATA); rerun to resume")
+    p.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", help="resize images to HxW")
+    p.add_argument("--color-mode", choices=("grayscale", "rgb"))
+    p.add_argument("--save-preset", metavar="PRESET",
+                   help="save the best trial as a preset: `create_model`/`keras-zoo train PRESET` rebuild it")
+    p.add_argument("--json", metavar="PATH", help="also write the result (best, default, trials) as JSON")
+    p.add_argument("--verbose", action="store_true", help="print every epoch")
+    p.set_defaults(func=cmd_tune)
+
     p = sub.add_parser("predict", help="classify image files")
-    p.add_argument("model", help="export directory, .keras file or run directory")
+    p.add_argument("model", help="export directory, .keras file, run directory, or NAME[:TAG] with shipped weights")
     p.add_argument("images", nargs="+")
     p.set_defaults(func=cmd_predict)
+
+    from keras_zoo.experiments import list_experiments  # a name table; imports no TensorFlow
+
+    p = sub.add_parser("experiment", help="run a lecture experiment, print its table, save its plots")
+    p.add_argument("name", choices=list_experiments())
+    p.add_argument("--size", default="default", choices=("small", "default"),
+                   help="small: seconds, for a quick look; default: the lecture figures")
+    p.add_argument("--out", help="where plots and the JSON table go (default runs/experiment-NAME)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_experiment)
     return parser
 
 

@@ -34,19 +34,32 @@ def _fmt_params(n: int) -> str:
 
 
 def _fmt_value(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    if not isinstance(value, float):
+        return str(value)
+    text = f"{value:.4g}"
+    return text if any(c in text for c in ".e") else text + ".0"
+
+
+def _fmt_time(result: dict) -> str:
+    if "seconds" not in result:
+        return ""
+    load = result.get("load")
+    # Timings taken while the 2 cores were shared say so: a 1-minute load of 12 means ~6x slower.
+    note = f" (load {load[0]:.0f})" if load and load[0] >= 3 else ""
+    return f"{result['seconds']:.0f} s{note}"
 
 
 def model_table(entries: list[dict], results: dict) -> str:
     """Markdown table: name, task, parameters, default input, held-out metric, reproducing command."""
-    lines = ["| model | family | task | parameters | default input | held-out metric | reproduce |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| model | family | task | parameters | default input | held-out metric | train time | reproduce |",
+             "|---|---|---|---|---|---|---|---|"]
     for e in entries:
         r = results.get(e["name"])
         metric = f"{r['metric']} {_fmt_value(r['value'])} ({r['data']})" if r else "not measured yet"
         command = f"`{r['command']}`" if r else ""
         lines.append(f"| `{e['name']}` | {e['family']} | {e['task']} | {_fmt_params(e['parameters'])} "
-                     f"| {'x'.join(map(str, e['input_shape']))} | {metric} | {command} |")
+                     f"| {'x'.join(map(str, e['input_shape']))} | {metric} | {_fmt_time(r) if r else ''} "
+                     f"| {command} |")
     return "\n".join(lines)
 
 

@@ -75,6 +75,8 @@ class ModelSpec:
         test_input_shape: the small shape the generic tests train and export at.
         search_space: tunable builder arguments; defaults come from the builder's signature.
         description: one line for tables and ``keras-zoo info``.
+        base: for a preset (a tuned configuration saved by ``keras_zoo.tune``), the built-in model it
+            configures; ``None`` for built-in models.
     """
 
     name: str
@@ -89,6 +91,7 @@ class ModelSpec:
     test_input_shape: tuple | None = None
     search_space: SearchSpace = dataclasses.field(default_factory=dict)
     description: str = ""
+    base: str | None = None
 
     @property
     def defaults(self) -> dict:
@@ -199,10 +202,15 @@ def get_spec(name: str) -> ModelSpec:
     _load_families()
     if not isinstance(name, str):
         raise TypeError(f"model name must be a string, got {type(name).__name__}")
-    try:
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
-        raise _unknown("model", name, _REGISTRY) from None
+    # Presets (tuned configurations saved as JSON files) resolve after built-in models, so a model
+    # registered later under a preset's name wins; `tune` refuses to save such clashes.
+    from keras_zoo.tuning import presets
+
+    if name in presets.list_presets():
+        return presets.preset_spec(name)
+    raise _unknown("model", name, [*_REGISTRY, *presets.list_presets()]) from None
 
 
 def list_models(
@@ -210,6 +218,7 @@ def list_models(
     family: str | None = None,
     task: str | None = None,
     pretrained: bool | None = None,
+    presets: bool = True,
 ) -> list[str]:
     """Sorted names of registered models, filtered like timm's `list_models`.
 
@@ -218,6 +227,8 @@ def list_models(
         family: keep only this family (``"cnn"``).
         task: keep only this task (one of `TASKS`).
         pretrained: ``True`` keeps models with shipped weights, ``False`` those without.
+        presets: also list the presets saved by ``keras_zoo.tune(..., save_preset=NAME)`` (files in
+            ``$KERAS_ZOO_HOME/presets``), filtered by the family and task of their base model.
     """
     _load_families()
     if task is not None and task not in TASKS:
@@ -225,9 +236,12 @@ def list_models(
     families = {s.family for s in _REGISTRY.values()}
     if family is not None and family not in families:
         raise ValueError(f"family {family!r} is not one of {sorted(families)}")
+    specs = list(_REGISTRY.values())
+    if presets:
+        specs += _preset_specs()
     names = [
         s.name
-        for s in _REGISTRY.values()
+        for s in specs
         if fnmatch.fnmatch(s.name, pattern)
         and (family is None or s.family == family)
         and (task is None or s.task == task)
@@ -238,9 +252,27 @@ def list_models(
     return sorted(names)
 
 
+def _preset_specs() -> list[ModelSpec]:
+    """Specs of the readable presets that do not clash with a built-in name (others are skipped)."""
+    from keras_zoo.tuning import presets
+
+    specs = []
+    for name in presets.list_presets():
+        if name in _REGISTRY:
+            presets.log.warning("preset %r is hidden by the built-in model of the same name", name)
+            continue
+        try:
+            specs.append(presets.preset_spec(name))
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            presets.log.warning("skipping preset %r: %s", name, err)
+    return specs
+
+
 def _pretrained_names() -> list[str]:
-    # Weight store hook: replaced by keras_zoo.weights once pretrained checkpoints ship.
-    return []
+    # The weight store's manifest is plain JSON: reading it keeps `keras-zoo list` free of TensorFlow.
+    from keras_zoo import weights
+
+    return weights.pretrained_names()
 
 
 def _check_input_shape(spec: ModelSpec, input_shape) -> tuple:
@@ -284,13 +316,19 @@ def validate_request(name: str, input_shape=None, num_classes=None, **overrides)
     return spec, shape, num_classes, dict(overrides)
 
 
-def create_model(name: str, input_shape=None, num_classes: int | None = None, **overrides):
-    """Build a registered model.
+def create_model(name: str, input_shape=None, num_classes: int | None = None, *, pretrained=False,
+                 sha256: str | None = None, **overrides):
+    """Build a registered model, optionally with pretrained weights.
 
     Args:
         name: a registry name (see `list_models`).
         input_shape: input shape without the batch axis; defaults to the spec's.
         num_classes: number of output classes, where the task has classes.
+        pretrained: ``True`` loads the default shipped checkpoint, a string its tag (see
+            `list_models(pretrained=True)` and `keras_zoo.weights.tags(name)`), or a path or
+            http(s) URL of a ``.keras`` / ``.weights.h5`` file (then `sha256` is required).
+            A shipped checkpoint keeps its input shape and classes: `keras_zoo.finetune` adapts it.
+        sha256: the published hash of weights given by path or URL.
         **overrides: builder keyword arguments (widths, depth, dropout, ...).
 
     Returns:
@@ -298,14 +336,23 @@ def create_model(name: str, input_shape=None, num_classes: int | None = None, **
 
     Example:
         >>> model = create_model("cnn_small", input_shape=(8, 8, 1), num_classes=10, dropout=0.1)
+        >>> trained = create_model("cnn_small", pretrained="digits")
     """
+    if pretrained is not False and pretrained is not None:
+        from keras_zoo import weights
+
+        return weights.create_pretrained(name, pretrained, sha256=sha256, input_shape=input_shape,
+                                         num_classes=num_classes, **overrides)
+    if sha256 is not None:
+        raise ValueError("sha256= goes with pretrained=<path or URL>")
     spec, shape, num_classes, kwargs = validate_request(name, input_shape, num_classes, **overrides)
     if spec.accepts_num_classes:
         kwargs["num_classes"] = num_classes
     model = spec.builder(input_shape=shape, **kwargs)
     # Keras names must be unique within a graph but not globally; the registry name is what an
-    # export directory and `model_info` key on.
-    model._name = spec.name
+    # export directory and `model_info` key on. (Keras 3 keeps the name in `.name`, not `._name`; a
+    # preset's builder is its base model's, so this is what names a preset's model after the preset.)
+    model.name = spec.name
     return model
 
 
@@ -325,6 +372,7 @@ def model_info(name: str) -> dict:
         "signatures": ["serving_default", *spec.signatures],
         "defaults": {k: v for k, v in spec.defaults.items()},
         "pretrained": name in _pretrained_names(),
+        **({"base": spec.base} if spec.base else {}),
     }
 
 
@@ -334,7 +382,7 @@ def model_info(name: str) -> dict:
 def catalog_entries() -> list[dict]:
     """Registry snapshot used by `keras-zoo list`/`info` without importing TensorFlow."""
     entries = []
-    for name in list_models():
+    for name in list_models(presets=False):
         info = model_info(name)
         info["defaults"] = json.loads(json.dumps(info["defaults"], default=list))
         entries.append(info)

@@ -52,11 +52,16 @@ def _next_version(model_dir: str) -> int:
     return max(versions, default=0) + 1
 
 
-def _probe_inputs(input_signature, seed: int = 0) -> dict:
+def _probe_inputs(input_signature, input_shape=(), seed: int = 0) -> dict:
+    """Random inputs for each spec; unknown dimensions after the batch axis take the model's own
+    size (signatures with dynamic height and width may only accept multiples of a stride)."""
     rng = np.random.default_rng(seed)
     probe = {}
     for spec in input_signature:
-        shape = [2 if d is None else d for d in spec.shape]
+        dims = list(spec.shape)
+        own = list(input_shape) if len(dims) == len(input_shape) + 1 else [None] * (len(dims) - 1)
+        shape = [2 if d is None else d for d in dims[:1]]
+        shape += [d if d is not None else (o if o is not None else 2) for d, o in zip(dims[1:], own)]
         if spec.dtype.is_floating:
             probe[spec.name] = rng.uniform(0.0, 1.0, size=shape).astype(spec.dtype.as_numpy_dtype)
         else:
@@ -71,7 +76,7 @@ def _model_input_shape(model) -> tuple:
 
 def export_model(model, directory: str, version: int | None = None, *, name: str | None = None,
                  task: str | None = None, signatures=None, class_names=None,
-                 value_range=(0.0, 1.0), atol: float = 1e-4) -> str:
+                 value_range=(0.0, 1.0), serving: str | None = None, atol: float = 1e-4) -> str:
     """Export `model` for serving as ``directory/<name>/<version>/`` and return that path.
 
     Args:
@@ -81,9 +86,14 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
             over an existing version replaces it whole.
         name: model directory name; defaults to `model.name`.
         task: overrides the registry's task (needed for models the registry does not know).
-        signatures: extra signature names; default is the registry spec's list.
+        signatures: extra signature names; default is the registry spec's list (plus, with a
+            `serving` other than the task's, the task's own signature).
         class_names: written to ``assets/class_names.txt`` and the metadata file.
         value_range: the range of input values the model was trained on, for the metadata file.
+        serving: the signature exported as ``serving_default``; default is the task's own
+            (``classify`` for classifiers). ``"classify_uint8"`` serves raw uint8 images with the
+            scaling inside the graph (the metadata's value range is then [0, 255]); the task's
+            float signature is kept under its own name.
         atol: tolerance of the reload check.
 
     Raises:
@@ -96,7 +106,14 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
 
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
         raise ValueError(f"version must be an int >= 1, got {version!r}")
+    chosen = signatures is not None
     task, extra = _task_and_signatures(model, task, signatures)
+    serving = serving or TASK_DEFAULT[task]
+    if serving != TASK_DEFAULT[task]:
+        # Unless the signatures were chosen explicitly, the task's float signature stays available
+        # by name (where one is registered).
+        default = [TASK_DEFAULT[task]] if TASK_DEFAULT[task] in SIGNATURES and not chosen else []
+        extra = [serving, *default, *[s for s in extra if s != serving]]
     unknown = [s for s in extra if s not in SIGNATURES]
     if unknown:
         raise ValueError(f"unknown signature(s) {unknown}; accepted: {sorted(SIGNATURES)}")
@@ -106,10 +123,10 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
     version = version or _next_version(model_dir)
     input_shape = _model_input_shape(model)
 
-    endpoints = {"serving_default": SIGNATURES[TASK_DEFAULT[task]](model, input_shape)}
-    endpoints[TASK_DEFAULT[task]] = endpoints["serving_default"]
+    endpoints = {"serving_default": SIGNATURES[serving](model, input_shape)}
+    endpoints[serving] = endpoints["serving_default"]
     for sig in extra:
-        endpoints[sig] = SIGNATURES[sig](model, input_shape)
+        endpoints.setdefault(sig, SIGNATURES[sig](model, input_shape))
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -119,14 +136,16 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
     staged = tempfile.mkdtemp(prefix=f".{version}.staging.", dir=model_dir)
     try:
         archive.write_out(staged, verbose=False)
-        _verify(staged, endpoints, atol)
+        _verify(staged, endpoints, atol, input_shape)
         metadata = {
             "model": model.name,
             "task": task,
             "signatures": sorted(endpoints),
             "inputs": {sig: [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype.name}
                              for s in endpoints[sig][1]] for sig in endpoints},
-            "value_range": [float(v) for v in value_range],
+            # What serving_default expects: raw 0-255 pixels for a uint8 signature.
+            "value_range": ([0, 255] if endpoints["serving_default"][1][0].dtype == tf.uint8
+                            else [float(v) for v in value_range]),
             "class_names": list(class_names or []),
             "keras_version": keras.__version__,
             "tensorflow_version": tf.__version__,
@@ -140,13 +159,13 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
         raise
 
 
-def _verify(path: str, endpoints: dict, atol: float) -> None:
+def _verify(path: str, endpoints: dict, atol: float, input_shape=()) -> None:
     """Reload the SavedModel and compare every signature with the in-memory function."""
     import tensorflow as tf
 
     loaded = tf.saved_model.load(path)
     for sig_name, (fn, input_signature) in endpoints.items():
-        probe = _probe_inputs(input_signature)
+        probe = _probe_inputs(input_signature, input_shape)
         expected = fn(**{k: tf.constant(v) for k, v in probe.items()})
         got = loaded.signatures[sig_name](**{k: tf.constant(v) for k, v in probe.items()})
         for key, value in expected.items():

@@ -48,6 +48,134 @@ def classify(model, input_shape):
     return fn, [image_spec(input_shape)]
 
 
+@register_signature("classify_uint8")
+def classify_uint8(model, input_shape):
+    """inputs: uint8 (batch, *input_shape), raw pixels 0-255 -> probabilities (batch, K), class_ids.
+
+    The scaling to [0, 1] the model was trained with runs inside the graph, so a client sends decoded
+    images as they are (the serving signature of fine-tuned models).
+    """
+    classify_fn, _ = classify(model, input_shape)
+
+    def fn(inputs):
+        return classify_fn(tf.cast(inputs, tf.float32) / 255.0)
+
+    return fn, [tf.TensorSpec(shape=(None, *input_shape), dtype=tf.uint8, name="inputs")]
+
+
+@register_signature("segment_uint8")
+def segment_uint8(model, input_shape):
+    """inputs: uint8 (batch, H, W, C), raw pixels 0-255 -> per-pixel probabilities (batch, H, W, K), class_ids.
+
+    The serving signature of fine-tuned segmentation models: scaling to [0, 1] runs inside the graph.
+    """
+
+    def fn(inputs):
+        probabilities = tf.cast(model(tf.cast(inputs, tf.float32) / 255.0, training=False), tf.float32)
+        return {"probabilities": probabilities,
+                "class_ids": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
+
+    return fn, [tf.TensorSpec(shape=(None, *input_shape), dtype=tf.uint8, name="inputs")]
+
+# === Reconstruction (autoencoder family) ===
+
+
+def _sub_model(model, name: str, signature: str):
+    try:
+        return model.get_layer(name)
+    except ValueError:
+        raise ValueError(f"signature {signature!r} needs a sub-model named {name!r} in {model.name!r} "
+                         "(autoencoders are decoder(encoder(x)))") from None
+
+
+def _reconstruct_autoencoder(model, input_shape):
+    """inputs: float32 (batch, H, W, C) in [0, 1] -> reconstruction (batch, H, W, C) in [0, 1]."""
+
+    def fn(inputs):
+        return {"reconstruction": tf.cast(model(inputs, training=False), tf.float32)}
+
+    return fn, [image_spec(input_shape)]
+
+
+def _encode_autoencoder(model, input_shape):
+    """inputs: float32 (batch, H, W, C) in [0, 1] -> latent (batch, latent_dim): the encoder's code."""
+    encoder = _sub_model(model, "encoder", "encode")
+
+    def fn(inputs):
+        return {"latent": tf.cast(encoder(inputs, training=False), tf.float32)}
+
+    return fn, [image_spec(input_shape)]
+
+
+def _decode_autoencoder(model, input_shape):
+    """latent: float32 (batch, latent_dim) -> reconstruction (batch, H, W, C) in [0, 1]."""
+    decoder = _sub_model(model, "decoder", "decode")
+    latent_shape = tuple(decoder.inputs[0].shape[1:])
+
+    def fn(latent):
+        return {"reconstruction": tf.cast(decoder(latent, training=False), tf.float32)}
+
+    return fn, [tf.TensorSpec(shape=(None, *latent_shape), dtype=tf.float32, name="latent")]
+
+
+# === Segmentation (unet family) ===
+
+
+def spatial_stride(model) -> int:
+    """How many times a fully convolutional model shrinks its input: input size / smallest map size.
+
+    Walks nested sub-models too (a U-Net's ResNet encoder). Builders check that their input shape
+    is a multiple of this, so the ratio is exact.
+    """
+    height = model.inputs[0].shape[1]
+    smallest = height
+
+    def walk(m):
+        nonlocal smallest
+        for layer in m.layers:
+            if hasattr(layer, "layers"):
+                walk(layer)
+                continue
+            try:
+                out = layer.output
+            except (AttributeError, ValueError):
+                continue
+            for t in out if isinstance(out, (list, tuple)) else [out]:
+                if len(t.shape) == 4 and t.shape[1]:
+                    smallest = min(smallest, t.shape[1])
+
+    walk(model)
+    return max(1, height // smallest)
+
+
+@register_signature("segment")
+def segment(model, input_shape):
+    """inputs: float32 (batch, H, W, C) in [0, 1], H and W any multiples of the model's stride ->
+    probabilities (batch, H, W, K) and class_ids (batch, H, W) int32.
+
+    Other sizes fail with an InvalidArgumentError that names the stride.
+    """
+    stride = spatial_stride(model)
+    channels = input_shape[-1]
+    spec = tf.TensorSpec(shape=(None, None, None, channels), dtype=tf.float32, name="inputs")
+    message = (f"segment: image height and width must be positive multiples of {stride} "
+               f"(the stride of {model.name})")
+
+    # A tf.function traced on unknown height and width runs the model at any size; Keras's own
+    # input-shape check only sees the unknown dimensions of the trace.
+    @tf.function(input_signature=[spec])
+    def fn(inputs):
+        size = tf.shape(inputs)[1:3]
+        with tf.control_dependencies([
+                tf.debugging.assert_equal(size % stride, 0, message=message),
+                tf.debugging.assert_positive(size, message=message)]):
+            probabilities = tf.cast(model(inputs, training=False), tf.float32)
+        return {"probabilities": probabilities,
+                "class_ids": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
+
+    return fn, [spec]
+
+
 # --------------------------------------------------------------------------- generative / contrastive
 
 
@@ -99,8 +227,7 @@ def sample(model, input_shape):
                 tf.TensorSpec(shape=(), dtype=tf.int32, name="seed")]
 
 
-@register_signature("encode")
-def encode(model, input_shape):
+def _encode_vae(model, input_shape):
     """inputs: images -> mean and log_variance of the VAE posterior q(z|x), each (batch, latent_dim)."""
     if not hasattr(model, "encode"):
         raise ValueError(f"model {model.name!r} has no `encode` method (the `encode` signature is a VAE's)")
@@ -112,8 +239,7 @@ def encode(model, input_shape):
     return fn, [image_spec(input_shape)]
 
 
-@register_signature("decode")
-def decode(model, input_shape):
+def _decode_vae(model, input_shape):
     """inputs: latent codes z (batch, latent_dim) -> images, the expected image under p(x|z)."""
     if not hasattr(model, "decode"):
         raise ValueError(f"model {model.name!r} has no `decode` method (the `decode` signature is a VAE's)")
@@ -125,8 +251,7 @@ def decode(model, input_shape):
     return fn, [tf.TensorSpec(shape=(None, latent), dtype=tf.float32, name="inputs")]
 
 
-@register_signature("reconstruct")
-def reconstruct(model, input_shape):
+def _reconstruct_vae(model, input_shape):
     """inputs: images -> reconstruction (same shape, [0, 1]).
 
     Uses the model's `reconstruct` method where it has one (a VAE decodes its posterior mean),
@@ -154,3 +279,31 @@ def embed(model, input_shape):
         return {"embedding": tf.cast(out, tf.float32)}
 
     return fn, [image_spec(input_shape)]
+
+
+# === Signatures shared by autoencoders and VAEs ===
+# One name, two contracts: an autoencoder exposes `encoder`/`decoder` sub-models and a deterministic
+# code; a VAE exposes `encode`/`decode` methods and a posterior (mean, log-variance). The model's kind
+# picks the implementation, so `encode` means "the model's own encoder" for either.
+
+
+def _is_vae(model) -> bool:
+    return callable(getattr(model, "encode", None)) and callable(getattr(model, "decode", None))
+
+
+@register_signature("encode")
+def encode(model, input_shape):
+    """Autoencoder: inputs -> latent. VAE: inputs -> mean, log_variance of q(z|x)."""
+    return (_encode_vae if _is_vae(model) else _encode_autoencoder)(model, input_shape)
+
+
+@register_signature("decode")
+def decode(model, input_shape):
+    """Autoencoder: latent -> reconstruction. VAE: inputs (latent codes z) -> images."""
+    return (_decode_vae if _is_vae(model) else _decode_autoencoder)(model, input_shape)
+
+
+@register_signature("reconstruct")
+def reconstruct(model, input_shape):
+    """inputs -> reconstruction in [0, 1] (a VAE decodes its posterior mean)."""
+    return (_reconstruct_vae if _is_vae(model) else _reconstruct_autoencoder)(model, input_shape)

@@ -57,6 +57,9 @@ class Recipe:
     early_stopping_patience: int | None = 8
     # === Data ===
     augment: tuple = ()
+    # Input corruption for targets="image" (denoising, masking): a spec string such as
+    # "gaussian:0.3", "salt_pepper:0.1" or "mask_patches:0.5,size=2" (see keras_zoo.data.corruptions).
+    corruption: str | None = None
     # === Numerics ===
     precision: str = "float32"
 
@@ -84,6 +87,12 @@ class Recipe:
             objectives.check_loss(self.loss)
             for m in self.metrics:
                 objectives.check_metric(m)
+        if self.corruption is not None:
+            from keras_zoo.data.corruptions import parse_corruption
+
+            if self.targets != "image":
+                raise ValueError(f"corruption={self.corruption!r} needs targets='image', got {self.targets!r}")
+            parse_corruption(self.corruption)
         object.__setattr__(self, "metrics", tuple(self.metrics))
         object.__setattr__(self, "augment", tuple(self.augment))
 
@@ -139,7 +148,9 @@ class Recipe:
         kwargs = {"optimizer": self.build_optimizer(steps_per_epoch)}
         if self.loss is not None:
             kwargs["loss"] = objectives.build_loss(self.loss, label_smoothing=self.label_smoothing)
-            kwargs["metrics"] = [objectives.build_metric(m) for m in self.metrics]
+            outputs = getattr(model, "outputs", None)
+            num_classes = outputs[0].shape[-1] if outputs else None
+            kwargs["metrics"] = [objectives.build_metric(m, num_classes=num_classes) for m in self.metrics]
         model.compile(**kwargs)
         return model
 

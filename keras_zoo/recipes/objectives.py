@@ -6,6 +6,8 @@ serializable so a compiled `.keras` file reloads in safe mode without `custom_ob
 
 from __future__ import annotations
 
+import inspect
+
 import keras
 from keras import ops
 
@@ -70,6 +72,124 @@ def build_loss(name: str, label_smoothing: float = 0.0):
     return LOSSES[name](label_smoothing=label_smoothing)
 
 
-def build_metric(name: str):
+def build_metric(name: str, num_classes: int | None = None):
+    """A fresh metric by name; metrics that count classes (``mean_iou``) need `num_classes`."""
     check_metric(name)
-    return METRICS[name]()
+    factory = METRICS[name]
+    if inspect.signature(factory).parameters:
+        if num_classes is None:
+            raise ValueError(f"metric {name!r} needs num_classes (the model's number of output classes)")
+        return factory(num_classes)
+    return factory()
+
+
+# === Reconstruction and segmentation (autoencoder and unet families) ===
+
+
+@keras.saving.register_keras_serializable(package="keras_zoo")
+class PSNR(keras.metrics.Mean):
+    """Mean per-image peak signal-to-noise ratio in dB (`tf.image.psnr`), images in [0, `max_val`].
+
+    A perfect reconstruction has infinite PSNR; it counts as `cap` dB so one exact copy cannot turn
+    the mean into infinity. Per-pixel sample weights (masked-pixel losses) do not apply here: the
+    figure is always over whole images; per-image weights of shape ``(batch,)`` do.
+    """
+
+    def __init__(self, max_val=1.0, cap=100.0, name="psnr", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.max_val = float(max_val)
+        self.cap = float(cap)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        import tensorflow as tf
+
+        y_true = tf.cast(y_true, tf.float32)
+        y_pred = tf.cast(y_pred, tf.float32)
+        values = tf.image.psnr(y_true, y_pred, max_val=self.max_val)
+        values = tf.where(tf.math.is_finite(values), values, self.cap)
+        return super().update_state(values, sample_weight=_per_image(sample_weight))
+
+    def get_config(self):
+        return {"max_val": self.max_val, "cap": self.cap, "name": self.name, "dtype": self.dtype}
+
+
+@keras.saving.register_keras_serializable(package="keras_zoo")
+class SSIM(keras.metrics.Mean):
+    """Mean per-image structural similarity (`tf.image.ssim`), images in [0, `max_val`].
+
+    The Gaussian window is 11 pixels wide, or the image size where images are smaller (8x8 digits),
+    since `tf.image.ssim` needs the window to fit.
+    """
+
+    def __init__(self, max_val=1.0, filter_size=11, name="ssim", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.max_val = float(max_val)
+        self.filter_size = int(filter_size)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        import tensorflow as tf
+
+        y_true = tf.cast(y_true, tf.float32)
+        y_pred = tf.cast(y_pred, tf.float32)
+        sizes = [d for d in y_pred.shape[-3:-1] if d is not None]
+        size = min([self.filter_size, *sizes])
+        values = tf.image.ssim(y_true, y_pred, max_val=self.max_val, filter_size=size)
+        return super().update_state(values, sample_weight=_per_image(sample_weight))
+
+    def get_config(self):
+        return {"max_val": self.max_val, "filter_size": self.filter_size, "name": self.name,
+                "dtype": self.dtype}
+
+
+def _per_image(sample_weight):
+    """Keep per-image weights; per-pixel weights (a loss mask) do not weight whole-image figures."""
+    if sample_weight is None or len(sample_weight.shape) != 1:
+        return None
+    return sample_weight
+
+
+@keras.saving.register_keras_serializable(package="keras_zoo")
+class SparseCrossentropyDice(keras.losses.Loss):
+    """Per-pixel sparse categorical cross-entropy plus `dice_weight` x soft Dice loss.
+
+    The Dice term, 1 - mean over classes of (2|P∩T| + s) / (|P| + |T| + s), is computed per image from
+    the predicted probabilities; it counters the pull of a large background class that plain
+    cross-entropy has on segmentation masks.
+    """
+
+    def __init__(self, dice_weight=1.0, smooth=1.0, label_smoothing=0.0,
+                 name="sparse_crossentropy_dice", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.dice_weight = float(dice_weight)
+        self.smooth = float(smooth)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        y_pred = ops.cast(y_pred, "float32")
+        num_classes = ops.shape(y_pred)[-1]
+        labels = ops.cast(ops.reshape(y_true, ops.shape(y_pred)[:-1]), "int32")
+        onehot = ops.one_hot(labels, num_classes)
+        ce = keras.losses.categorical_crossentropy(onehot, y_pred, label_smoothing=self.label_smoothing)
+        spatial = tuple(range(1, len(y_pred.shape) - 1))
+        ce = ops.mean(ce, axis=spatial)
+        intersection = ops.sum(onehot * y_pred, axis=spatial)
+        total = ops.sum(onehot, axis=spatial) + ops.sum(y_pred, axis=spatial)
+        dice = (2.0 * intersection + self.smooth) / (total + self.smooth)
+        return ce + self.dice_weight * (1.0 - ops.mean(dice, axis=-1))
+
+    def get_config(self):
+        return {**super().get_config(), "dice_weight": self.dice_weight, "smooth": self.smooth,
+                "label_smoothing": self.label_smoothing}
+
+
+LOSSES["sparse_crossentropy_dice"] = lambda label_smoothing=0.0: SparseCrossentropyDice(
+    label_smoothing=label_smoothing)
+
+METRICS.update({
+    "psnr": lambda: PSNR(name="psnr"),
+    "ssim": lambda: SSIM(name="ssim"),
+    "pixel_accuracy": lambda: keras.metrics.SparseCategoricalAccuracy(name="pixel_accuracy"),
+    # Keras's MeanIoU takes argmax of the probabilities itself with sparse_y_pred=False.
+    "mean_iou": lambda num_classes: keras.metrics.MeanIoU(
+        num_classes=num_classes, sparse_y_pred=False, name="mean_iou"),
+})

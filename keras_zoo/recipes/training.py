@@ -22,6 +22,7 @@ import tensorflow as tf
 from keras_zoo import registry
 from keras_zoo._io import atomic_path, atomic_write_text
 from keras_zoo.data import Splits, load_splits
+from keras_zoo.data.corruptions import make_corruption
 from keras_zoo.recipes import Recipe, get_recipe
 from keras_zoo.recipes.callbacks import NanGuard, default_callbacks
 
@@ -72,11 +73,19 @@ def _resolve(model_or_name, recipe):
     return spec, get_recipe(recipe)
 
 
+def _data_options(recipe: Recipe, data_options: dict | None) -> dict:
+    """`data_options` with the recipe's corruption spec (or a spec string given there) made callable."""
+    options = dict(data_options or {})
+    spec = options.pop("corruption", recipe.corruption)
+    options["corruption"] = make_corruption(spec) if isinstance(spec, str) else spec
+    return options
+
+
 def _load_data(data, recipe: Recipe, seed: int, data_options: dict | None) -> Splits:
     if isinstance(data, Splits):
         return data
     return load_splits(data, targets=recipe.targets, batch_size=recipe.batch_size,
-                       augment=recipe.augment, seed=seed, **(data_options or {}))
+                       augment=recipe.augment, seed=seed, **_data_options(recipe, data_options))
 
 
 def _build(model_or_name, spec, recipe: Recipe, info, model_overrides: dict):
@@ -248,7 +257,7 @@ def evaluate(model, data, split: str = "test", *, batch_size: int = 64, seed: in
     spec, recipe = _resolve(model, recipe) if recipe is None else (None, get_recipe(recipe))
     if not isinstance(data, Splits):
         data = load_splits(data, targets=recipe.targets, batch_size=batch_size, seed=seed,
-                           **(data_options or {}))
+                           **_data_options(recipe, data_options))
     if not model.compiled:
         recipe.compile(model)
     return {k: float(v) for k, v in

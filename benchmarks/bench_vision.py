@@ -1,0 +1,121 @@
+"""Bars of the vision families, each trained with `keras_zoo.train(name, data)` at the registered defaults.
+
+    python benchmarks/bench_vision.py resnet20            # shapes 32x32 classification, >= 97% in 5 min
+    python benchmarks/bench_vision.py unet                # shapes segmentation, mean IoU >= 0.90 in 5 min
+    python benchmarks/bench_vision.py conv_autoencoder    # digits, held-out PSNR >= 22 dB
+    python benchmarks/bench_vision.py denoising_autoencoder [--corruption salt_pepper:0.1]
+                                                          # PSNR gain over the noisy inputs >= 6 dB
+    python benchmarks/bench_vision.py masked_autoencoder  # imputation PSNR (no bar; reported)
+
+Each run writes benchmarks/results/<name>[_<corruption>].json with the figure, the wall time of the
+whole `train` call (data, tracing, fit, test evaluation, saving) and of `fit` alone, and the machine
+load (`os.getloadavg()`, as `uptime` prints it) before and after: the CPU is shared, so timings are
+inflated by the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import keras  # noqa: E402
+
+import keras_zoo  # noqa: E402
+from keras_zoo._io import atomic_write_text  # noqa: E402
+
+# model -> (data, metric, bar, description of the bar)
+BARS = {
+    "resnet20": ("shapes", "accuracy", 0.97, "held-out accuracy >= 0.97 within 300 s"),
+    "unet": ("shapes", "mean_iou", 0.90, "held-out mean IoU >= 0.90 within 300 s"),
+    "conv_autoencoder": ("digits", "psnr", 22.0, "held-out PSNR >= 22 dB"),
+    "denoising_autoencoder": ("digits", "psnr_gain", 6.0, "held-out PSNR gain over the noisy inputs >= 6 dB"),
+    "masked_autoencoder": ("digits", "psnr_gain", None, "reported only"),
+}
+TIME_LIMIT_S = {"resnet20": 300.0, "unet": 300.0}
+
+
+def _load():
+    return "load average %.2f, %.2f, %.2f" % os.getloadavg()
+
+
+def input_psnr(splits) -> float:
+    """Mean per-image PSNR of the corrupted test inputs against their clean targets (the do-nothing baseline)."""
+    import tensorflow as tf
+
+    values = [tf.image.psnr(batch[0], batch[1], max_val=1.0).numpy() for batch in splits.test]
+    values = np.concatenate(values)
+    return float(np.mean(np.where(np.isfinite(values), values, 100.0)))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("model", choices=sorted(BARS))
+    parser.add_argument("--corruption", default=None, help="override the recipe's corruption spec")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    data, metric, bar, bar_text = BARS[args.model]
+    data_options = {"corruption": args.corruption} if args.corruption else None
+
+    load_before = _load()
+    fit_time = {}
+
+    class FitTimer(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            fit_time["start"] = time.perf_counter()
+
+        def on_train_end(self, logs=None):
+            fit_time["end"] = time.perf_counter()
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as run_dir:
+        result = keras_zoo.train(args.model, data, run_dir=run_dir, seed=args.seed, resume=False,
+                                 callbacks=[FitTimer()], data_options=data_options, verbose=2)
+    seconds = time.perf_counter() - started
+    metrics = dict(result.metrics)
+    value = metrics.get(metric)
+    extra = {}
+    if metric == "psnr_gain":
+        from keras_zoo.data.corruptions import make_corruption
+        from keras_zoo.recipes import get_recipe
+
+        spec = args.corruption or get_recipe(args.model).corruption
+        splits = keras_zoo.load_splits(data, targets="image", batch_size=256, seed=args.seed,
+                                       corruption=make_corruption(spec))
+        noisy = input_psnr(splits)
+        value = metrics["psnr"] - noisy
+        extra = {"corruption": spec, "input_psnr": noisy, "output_psnr": metrics["psnr"]}
+    limit = TIME_LIMIT_S.get(args.model)
+    passed = bar is None or (value >= bar and (limit is None or seconds <= limit))
+    command = f"python benchmarks/bench_vision.py {args.model}" + (
+        f" --corruption {args.corruption}" if args.corruption else "")
+    record = {
+        "model": args.model,
+        "data": data,
+        "metric": metric,
+        "value": value,
+        "bar": bar_text,
+        "passed": passed,
+        "seconds": round(seconds, 1),
+        "fit_seconds": round(fit_time["end"] - fit_time["start"], 1),
+        "epochs_run": len(result.history.get("loss", [])),
+        "test_metrics": metrics,
+        **extra,
+        "command": command,
+        "load": f"before: {load_before}; after: {_load()}",
+    }
+    print(json.dumps(record, indent=2))
+    suffix = f"_{args.corruption.split(':')[0]}" if args.corruption else ""
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", f"{args.model}{suffix}.json")
+    atomic_write_text(out, json.dumps(record, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

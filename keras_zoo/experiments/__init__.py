@@ -1,0 +1,87 @@
+"""The lecture's experiments, runnable: each is a function that trains what it needs on built-in
+data, returns a `ResultTable` and, given `plot_dir`, writes its figures as PNG files.
+
+- `geometric_view`: what each hidden layer of an MLP does to the input plane.
+- `random_labels`: Zhang et al.'s randomization tests (memorisation vs generalisation).
+- `regularization`: dropout, L1/L2 penalties and early stopping on one overfitting task.
+- `representations`: self-supervised encoders compared by linear probe, alignment and uniformity.
+
+Every experiment takes ``size="small"|"default"`` and a ``seed``. `run_experiment(name)` is what
+``keras-zoo experiment NAME`` calls.
+
+Example:
+    >>> from keras_zoo.experiments import random_labels
+    >>> print(random_labels(size="small", plot_dir="plots").to_markdown())
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+
+from keras_zoo.experiments._common import SIZES, ResultTable
+
+# name -> module that defines the function of that name (imported on first use: TensorFlow loads
+# only when an experiment actually runs). Module names differ from function names so that importing
+# a module never shadows the function of the same name on this package.
+EXPERIMENTS = {
+    "geometric_view": "keras_zoo.experiments.geometric",
+    "random_labels": "keras_zoo.experiments.memorization",
+    "regularization": "keras_zoo.experiments.overfitting",
+    "representations": "keras_zoo.experiments.probes",
+}
+
+# Helpers the notebooks use beside the experiments themselves.
+_HELPERS = {
+    "CORRUPTIONS": "keras_zoo.experiments.memorization",
+    "corrupt": "keras_zoo.experiments.memorization",
+    "REGULARIZERS": "keras_zoo.experiments.overfitting",
+    "ENCODER_MODELS": "keras_zoo.experiments.probes",
+}
+
+__all__ = ["ResultTable", "SIZES", "EXPERIMENTS", "list_experiments", "get_experiment",
+           "run_experiment", *EXPERIMENTS, *_HELPERS]
+
+
+def list_experiments() -> list[str]:
+    """The experiment names, as ``keras-zoo experiment`` accepts them."""
+    return sorted(EXPERIMENTS)
+
+
+def get_experiment(name: str):
+    """The experiment function called `name`; `KeyError` with close matches for unknown names."""
+    if name not in EXPERIMENTS:
+        close = difflib.get_close_matches(str(name), list(EXPERIMENTS), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise KeyError(f"unknown experiment {name!r}{hint}; available: {list_experiments()}")
+    return getattr(importlib.import_module(EXPERIMENTS[name]), name)
+
+
+def run_experiment(name: str, *, size: str = "default", plot_dir: str | None = None,
+                   seed: int = 0, **kwargs) -> ResultTable:
+    """Run one experiment by name.
+
+    Args:
+        name: one of `list_experiments()`.
+        size: ``"small"`` or ``"default"``.
+        plot_dir: where the PNG figures go (none written when None).
+        seed: the experiment's seed.
+        **kwargs: passed to the experiment function (e.g. ``data="moons"``).
+    """
+    return get_experiment(name)(size=size, plot_dir=plot_dir, seed=seed, **kwargs)
+
+
+def __getattr__(name: str):
+    if name in EXPERIMENTS:
+        value = get_experiment(name)
+        globals()[name] = value
+        return value
+    if name in _HELPERS:
+        value = getattr(importlib.import_module(_HELPERS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'keras_zoo.experiments' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,127 @@
+"""What every experiment shares: the result table, the size knob and atomic PNG writing."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+
+from keras_zoo import _validate
+from keras_zoo._io import atomic_path
+
+SIZES = ("small", "default")
+
+
+def check_size(size: str) -> str:
+    """`size` selects a preset: ``"small"`` for tests and CI, ``"default"`` for the lecture figures."""
+    return _validate.one_of("size", size, SIZES)
+
+
+def _format(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        return f"{value:.3f}" if abs(value) < 1000 else f"{value:.0f}"
+    if value is None:
+        return ""
+    return str(value)
+
+
+@dataclasses.dataclass
+class ResultTable:
+    """The result of an experiment: one dict per row, plus notes and the plots it wrote.
+
+    Attributes:
+        title: what was measured, in one line.
+        columns: the column order for printing (every row has these keys).
+        rows: one dict per setting, e.g. ``{"corruption": "random labels", "train_accuracy": 1.0, ...}``.
+        notes: free-text remarks (settings used, what was skipped and why).
+        plots: paths of the PNG files written (empty when no `plot_dir` was given).
+        settings: the resolved settings the experiment ran with.
+        series: per-epoch curves behind the plots, e.g. ``{"random labels": [2.3, 2.1, ...]}``.
+
+    Example:
+        >>> table = random_labels(size="small")
+        >>> table.row("random labels")["train_accuracy"]
+        >>> print(table.to_markdown())
+    """
+
+    title: str
+    columns: list
+    rows: list
+    notes: list = dataclasses.field(default_factory=list)
+    plots: list = dataclasses.field(default_factory=list)
+    settings: dict = dataclasses.field(default_factory=dict)
+    series: dict = dataclasses.field(default_factory=dict)
+
+    def row(self, key):
+        """The row whose first column equals `key`; `KeyError` naming the keys that exist."""
+        first = self.columns[0]
+        for r in self.rows:
+            if r[first] == key:
+                return r
+        raise KeyError(f"no row {key!r} in {self.title!r}; rows: {[r[first] for r in self.rows]}")
+
+    def column(self, name) -> list:
+        """The values of one column, in row order."""
+        if name not in self.columns:
+            raise KeyError(f"no column {name!r}; columns: {self.columns}")
+        return [r[name] for r in self.rows]
+
+    def to_markdown(self) -> str:
+        lines = [f"**{self.title}**", "",
+                 "| " + " | ".join(self.columns) + " |",
+                 "|" + "|".join("---" for _ in self.columns) + "|"]
+        for r in self.rows:
+            lines.append("| " + " | ".join(_format(r.get(c)) for c in self.columns) + " |")
+        if self.notes:
+            lines.append("")
+            lines.extend(f"- {n}" for n in self.notes)
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=str)
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+    def _repr_markdown_(self) -> str:
+        # Notebooks render the table as markdown.
+        return self.to_markdown()
+
+
+def pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend unless a notebook chose one already."""
+    import matplotlib
+
+    if "inline" not in matplotlib.get_backend().lower():
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, plot_dir: str, filename: str, dpi: int = 90) -> str:
+    """Write `fig` to ``plot_dir/filename`` atomically and close it; returns the path."""
+    path = os.path.join(os.fspath(plot_dir), filename)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    pyplot().close(fig)
+    return path
+
+
+def arrays(dataset):
+    """A batched ``(x, y)`` tf.data pipeline gathered into two numpy arrays (small sets only)."""
+    import numpy as np
+
+    xs, ys = [], []
+    for x, y in dataset.as_numpy_iterator():
+        xs.append(x)
+        ys.append(y)
+    return np.concatenate(xs), np.concatenate(ys)

@@ -1,0 +1,26 @@
+"""Recipes for per-pixel classifiers (the `unet` family)."""
+
+from keras_zoo.recipes import Recipe, register_recipe
+
+UNET = register_recipe(Recipe(
+    name="unet",
+    description="Adam 3e-3 with cosine decay, per-pixel sparse cross-entropy, mean IoU and pixel "
+                "accuracy, horizontal flips (applied to image and mask alike), early stopping on val_mean_iou.",
+    targets="mask",
+    learning_rate=3e-3,
+    loss="sparse_categorical_crossentropy",
+    metrics=("mean_iou", "pixel_accuracy"),
+    monitor="val_mean_iou",
+    monitor_mode="max",
+    batch_size=32,
+    epochs=30,
+    early_stopping_patience=8,
+    augment=("flip",),
+))
+
+UNET_DICE = register_recipe(UNET.replace(
+    name="unet_dice",
+    description="The unet recipe with a soft Dice term added to the cross-entropy (for small or "
+                "imbalanced foreground classes).",
+    loss="sparse_crossentropy_dice",
+))

@@ -1,0 +1,372 @@
+"""Fine-tuning pretrained models on new classes: Keras's two-phase transfer-learning recipe.
+
+`finetune(name, data)` cuts a pretrained model at its feature layer (``"pool"`` for classifiers),
+puts a new head for the data's classes on top and trains it in two phases:
+
+1. the backbone frozen and called with ``training=False`` (batch-norm in inference mode), only the
+   new head learning at `learning_rate`;
+2. optionally (``fine_tune_epochs > 0``) the backbone unfrozen, all of it or its top layers, at a
+   lower `fine_tune_learning_rate`. Batch-norm stays in inference mode: the graph fixes
+   ``training=False`` for the backbone, and its scale/offset stay frozen too.
+
+When the data does not match the checkpoint's input contract, safe adaptations (resize, grayscale
+to RGB, RGB to grayscale) become the first layers of the fine-tuned model and are logged; anything
+else (vectors for an image model, values outside [0, 1], unknown channel counts) is refused with a
+message naming the contract. Because the adaptation is part of the model, its SavedModel export
+(``serving_default`` on raw uint8 images, class names in its assets) needs no client-side
+preprocessing beyond decoding the image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import logging
+import os
+
+import keras
+import numpy as np
+
+from keras_zoo import registry, weights
+from keras_zoo._io import atomic_path, atomic_write_text
+
+log = logging.getLogger("keras_zoo")
+
+# Tasks whose models can be cut at a feature layer and given a head for new classes.
+_FEATURE_TASKS = ("classification", "contrastive", "segmentation")
+
+
+@dataclasses.dataclass
+class FinetuneResult:
+    """What `finetune` returns.
+
+    Attributes:
+        model: the fine-tuned model (input: the data's shape; output: class probabilities).
+        metrics: held-out (test split) metrics after the last phase.
+        phases: per phase, ``{"name", "epochs_run", "learning_rate", "trainable_weights", "test"}``.
+        history: per phase, the epoch logs.
+        class_names: the classes of the new head, in output order.
+        adaptations: the input adaptations put in front of the backbone (empty when none).
+        base: what it started from, e.g. ``"cnn_small:digits-0to4"``.
+        run_dir: where checkpoints, logs and ``metrics.json`` were written.
+        info: the `DatasetInfo` of the data.
+        export_path: the SavedModel directory, when `export=True`.
+    """
+
+    model: keras.Model
+    metrics: dict
+    phases: list
+    history: list
+    class_names: list
+    adaptations: list
+    base: str
+    run_dir: str
+    info: object
+    export_path: str | None = None
+
+
+# --------------------------------------------------------------------------- the base model
+
+
+def _load_base(name_or_model, pretrained):
+    """(model, label, contract, task) for a registry name (+ tag) or a built model."""
+    if isinstance(name_or_model, keras.Model):
+        model = name_or_model
+        try:
+            task = registry.get_spec(model.name).task
+        except KeyError:
+            # Unregistered: per-pixel outputs from a "logits" layer mean a segmentation model.
+            per_pixel = len(model.outputs[0].shape) == 4 and "logits" in {l.name for l in model.layers}
+            task = "segmentation" if per_pixel else "classification"
+        shape = tuple(model.inputs[0].shape[1:])
+        return model, model.name, {"shape": list(shape), "value_range": [0.0, 1.0]}, task
+    if not isinstance(name_or_model, str):
+        raise ValueError(f"finetune takes a registry name, 'name:tag' or a keras.Model, got {name_or_model!r}")
+    name, _, tag = name_or_model.partition(":")
+    if tag:
+        if pretrained not in (True, tag):
+            raise ValueError(f"{name_or_model!r} names the tag {tag!r}, but pretrained={pretrained!r}")
+        pretrained = tag
+    if pretrained is False or pretrained is None:
+        raise ValueError("finetune starts from pretrained weights (pretrained=True or a tag); to train "
+                         f"{name!r} from scratch use keras_zoo.train({name!r}, data)")
+    spec = registry.get_spec(name)
+    model, entry = weights._load_entry(name, pretrained)
+    return model, f"{name}:{entry['tag']}", entry["input_contract"], spec.task
+
+
+def _backbone(model, label: str, task: str):
+    """The pretrained feature extractor.
+
+    A contrastive model's `encoder`; a segmentation model up to its per-pixel ``"logits"`` layer;
+    a classifier up to its pooled features.
+    """
+    encoder = getattr(model, "encoder", None)
+    if task == "contrastive" and isinstance(encoder, keras.Model):
+        return keras.Model(encoder.inputs[0], encoder.outputs[0], name="backbone")
+    if task == "segmentation":
+        try:
+            features = model.get_layer("logits").input
+        except ValueError:
+            raise ValueError(f"{label} has no per-pixel 'logits' layer to replace; finetune cuts "
+                             "segmentation models (U-Net) there") from None
+        return keras.Model(model.inputs, features, name="backbone")
+    return keras.Model(model.inputs, _feature_tensor(model, label), name="backbone")
+
+
+def _segmentation_head(features, num_classes: int, dropout: float, size):
+    """1x1 convolution to per-pixel class probabilities, resized back to the data's size if needed."""
+    x = keras.layers.Dropout(dropout, name="head_dropout")(features) if dropout else features
+    x = keras.layers.Conv2D(num_classes, 1, name="logits")(x)
+    if size is not None:
+        x = keras.layers.Resizing(size[0], size[1], interpolation="bilinear", name="adapt_resize_back")(x)
+    return keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+
+
+def _feature_tensor(model, label: str):
+    """The output to cut at: the ``"pool"`` layer, else the input of the classification head."""
+    names = {layer.name for layer in model.layers}
+    if "pool" in names:
+        return model.get_layer("pool").output
+    for head in ("head_dropout", "head_logits"):
+        if head in names:
+            return model.get_layer(head).input
+    raise ValueError(f"{label} has no feature layer to cut at: finetune needs a layer named 'pool' "
+                     "(the convention of keras_zoo classifiers) or a 'head_logits' head")
+
+
+# --------------------------------------------------------------------------- the input contract
+
+
+def _adapters(data_shape: tuple, value_range, contract: dict, label: str):
+    """Layers mapping the data's inputs onto the contract, and the log lines that describe them."""
+    want = tuple(contract["shape"])
+    have = tuple(data_shape)
+    rule = (f"the input contract of {label} is float32 {'x'.join(map(str, want))} with values in "
+            f"[{contract['value_range'][0]}, {contract['value_range'][1]}]")
+    if have != want and (len(have) != 3 or len(want) != 3):
+        raise ValueError(f"the data's inputs have shape {have}, which cannot be adapted safely: {rule}")
+    lo, hi = (float(v) for v in (value_range or (0.0, 1.0)))
+    c_lo, c_hi = (float(v) for v in contract["value_range"])
+    if lo < c_lo - 1e-6 or hi > c_hi + 1e-6:
+        raise ValueError(f"the data's values lie in [{lo:g}, {hi:g}], outside the range {label} was trained "
+                         f"on: {rule}. Rescale the inputs (pixel values / 255) before fine-tuning.")
+    if have == want:
+        return [], []
+    if have[-1] not in (1, 3) or want[-1] not in (1, 3):
+        raise ValueError(f"the data has {have[-1]} channels; only 1 <-> 3 channel conversion is safe, "
+                         f"and {rule}")
+    layers, notes = [], []
+    if have[:2] != want[:2]:
+        # Antialiasing when shrinking, so small features are averaged rather than aliased.
+        layers.append(keras.layers.Resizing(want[0], want[1], interpolation="bilinear",
+                                            antialias=have[0] > want[0] or have[1] > want[1],
+                                            name="adapt_resize"))
+        notes.append(f"resizing {have[0]}x{have[1]} inputs to {want[0]}x{want[1]} inside the model")
+    if have[-1] == 3 and want[-1] == 1:
+        # ITU-R 601 luma weights, as tf.image.rgb_to_grayscale; a frozen 1x1 convolution is a
+        # built-in layer, so the saved model still loads in safe mode.
+        luma = np.array([0.2989, 0.5870, 0.1140], dtype="float32").reshape(1, 1, 3, 1)
+        layers.append(keras.layers.Conv2D(1, 1, use_bias=False, trainable=False, name="adapt_rgb_to_gray",
+                                          kernel_initializer=keras.initializers.Constant(luma)))
+        notes.append("converting RGB inputs to grayscale inside the model")
+    elif have[-1] == 1 and want[-1] == 3:
+        layers.append("gray_to_rgb")
+        notes.append("repeating grayscale inputs to 3 channels inside the model")
+    return layers, [f"{n} ({rule})" for n in notes]
+
+
+def _apply(adapters, x):
+    for layer in adapters:
+        if layer == "gray_to_rgb":
+            x = keras.layers.Concatenate(axis=-1, name="adapt_gray_to_rgb")([x, x, x])
+        else:
+            x = layer(x)
+    return x
+
+
+# --------------------------------------------------------------------------- freezing
+
+
+def _leaf_layers(model):
+    """Every non-model layer of `model`, bottom to top, looking inside nested models."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _leaf_layers(layer)
+        else:
+            yield layer
+
+
+def _unfreeze(backbone, unfreeze):
+    """Make the backbone trainable: all its layers with weights, or the top `unfreeze` of them.
+
+    Batch-norm layers stay frozen (and in inference mode, fixed by the graph's ``training=False``):
+    their statistics come from the pretraining data and a few labelled images would only add noise.
+    """
+    leaves = list(_leaf_layers(backbone))
+    weighted = [l for l in leaves if l.weights and not isinstance(l, keras.layers.BatchNormalization)]
+    chosen = weighted if unfreeze == "all" else weighted[-unfreeze:]
+    backbone.trainable = True
+    for layer in leaves:
+        layer.trainable = layer in chosen
+    return [layer.name for layer in chosen]
+
+
+# --------------------------------------------------------------------------- fine-tuning
+
+
+def _check_unfreeze(unfreeze):
+    if unfreeze == "all":
+        return unfreeze
+    if isinstance(unfreeze, str) and unfreeze.isdigit():
+        unfreeze = int(unfreeze)
+    if isinstance(unfreeze, bool) or not isinstance(unfreeze, int) or unfreeze < 1:
+        raise ValueError(f"unfreeze must be 'all' or an int >= 1 (top weighted layers), got {unfreeze!r}")
+    return unfreeze
+
+
+def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=True,
+             epochs: int = 30, fine_tune_epochs: int = 0, unfreeze="all", learning_rate: float = 1e-3,
+             fine_tune_learning_rate: float | None = None, batch_size: int = 32, head_dropout: float = 0.2,
+             early_stopping_patience: int | None = 10, augment=(), seed: int = 0,
+             run_dir: str | None = None, export: bool = False, data_options: dict | None = None,
+             verbose="auto") -> FinetuneResult:
+    """Fine-tune a pretrained model on new classes (Keras's two-phase transfer-learning recipe).
+
+    Args:
+        name_or_model: a registry name with shipped weights (``"cnn_small"``), ``"name:tag"``, or a
+            trained `keras.Model` with a ``"pool"`` layer.
+        data: a `keras_zoo.data.load_splits` source (image folder of class sub-folders, ``(x, y)``
+            arrays, built-in name) or a ready `Splits` with targets ``"label"``.
+        num_classes: classes of the new head; default (and checked against) the data's.
+        pretrained: ``True`` (the default checkpoint) or a tag.
+        epochs: phase 1 epochs (new head only, backbone frozen).
+        fine_tune_epochs: phase 2 epochs (backbone unfrozen); 0 skips phase 2.
+        unfreeze: phase 2 unfreezes ``"all"`` backbone layers or the top `unfreeze` layers with
+            weights (batch-norm always stays frozen and in inference mode).
+        learning_rate: phase 1 learning rate (Adam).
+        fine_tune_learning_rate: phase 2 learning rate; default `learning_rate` / 10.
+        batch_size, head_dropout, early_stopping_patience, augment, seed: as in `keras_zoo.train`.
+        run_dir: where checkpoints, logs and ``metrics.json`` go (default ``runs/<base>-finetune``).
+        export: also write a SavedModel to ``run_dir/export`` whose ``serving_default`` takes raw
+            uint8 images of the data's size and returns ``probabilities`` and ``class_ids``.
+        data_options: extra `load_splits` arguments (``image_size``, ``color_mode``, fractions...).
+
+    Returns:
+        A `FinetuneResult`.
+
+    Example:
+        >>> result = keras_zoo.finetune("cnn_small", "my_images/", fine_tune_epochs=10, export=True)
+        >>> result.metrics["accuracy"], result.export_path
+    """
+    from keras_zoo.data import Splits, load_splits
+    from keras_zoo.models import layers as zoo_layers
+    from keras_zoo.recipes import Recipe
+    from keras_zoo.recipes.training import train
+
+    unfreeze = _check_unfreeze(unfreeze)
+    for arg, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{arg} must be an int >= 1, got {value!r}")
+    if isinstance(fine_tune_epochs, bool) or not isinstance(fine_tune_epochs, int) or fine_tune_epochs < 0:
+        raise ValueError(f"fine_tune_epochs must be an int >= 0, got {fine_tune_epochs!r}")
+    fine_tune_learning_rate = fine_tune_learning_rate or learning_rate / 10.0
+
+    base, label, contract, task = _load_base(name_or_model, pretrained)
+    if task not in _FEATURE_TASKS:
+        raise ValueError(f"{label} is a {task} model; finetune gives new classes to classifiers, "
+                         f"encoders and U-Nets ({', '.join(_FEATURE_TASKS)} models)")
+    targets = "mask" if task == "segmentation" else "label"
+    splits = data if isinstance(data, Splits) else load_splits(
+        data, targets=targets, batch_size=batch_size, seed=seed, augment=augment, **(data_options or {}))
+    info = splits.info
+    if info.targets != targets or not info.num_classes:
+        raise ValueError(f"finetuning {label} needs data with targets={targets!r}; {info.name!r} gives "
+                         f"{info.targets!r}")
+    if num_classes is None:
+        num_classes = info.num_classes
+    elif num_classes != info.num_classes:
+        raise ValueError(f"num_classes={num_classes} but the data {info.name!r} has {info.num_classes} "
+                         f"classes {list(info.class_names)}")
+    adapters, notes = _adapters(info.input_shape, info.value_range, contract, label)
+    for note in notes:
+        log.warning("finetune: %s", note)
+
+    # === Model: adapters -> frozen backbone (inference mode) -> new head ===
+    keras.utils.set_random_seed(seed)
+    backbone = _backbone(base, label, task)
+    backbone.trainable = False
+    inputs = keras.Input(shape=tuple(info.input_shape), name="inputs")
+    features = backbone(_apply(adapters, inputs), training=False)
+    if task == "segmentation":
+        resized = tuple(info.input_shape[:2]) != tuple(contract["shape"][:2])
+        outputs = _segmentation_head(features, num_classes, head_dropout,
+                                     tuple(info.input_shape[:2]) if resized else None)
+    else:
+        outputs = zoo_layers.classification_head(features, num_classes, dropout=head_dropout)
+    model = keras.Model(inputs, outputs, name=f"{label.split(':')[0]}_finetuned")
+
+    run_dir = run_dir or os.path.join("runs", f"{label.replace(':', '-')}-finetune")
+    os.makedirs(run_dir, exist_ok=True)
+    common = dict(targets=targets, optimizer="adam", batch_size=batch_size, monitor="val_loss",
+                  monitor_mode="min", early_stopping_patience=early_stopping_patience)
+    phases, histories = [], []
+
+    head = Recipe(name="finetune-head", description="new head, backbone frozen", learning_rate=learning_rate,
+                  schedule="cosine", epochs=epochs, **common)
+    result = train(model, splits, recipe=head, seed=seed, run_dir=os.path.join(run_dir, "phase1-head"),
+                   resume=False, verbose=verbose)
+    phases.append({"name": "head", "epochs_run": len(next(iter(result.history.values()), [])),
+                   "learning_rate": learning_rate, "trainable_weights": len(model.trainable_weights),
+                   "test": result.metrics})
+    histories.append(result.history)
+
+    if fine_tune_epochs:
+        unfrozen = _unfreeze(backbone, unfreeze)
+        log.info("finetune: phase 2 unfreezes %d backbone layers: %s", len(unfrozen), unfrozen)
+        tune = Recipe(name="finetune-all", description="backbone unfrozen, lower learning rate",
+                      learning_rate=fine_tune_learning_rate, schedule="constant", epochs=fine_tune_epochs,
+                      **common)
+        result = train(model, splits, recipe=tune, seed=seed + 1,
+                       run_dir=os.path.join(run_dir, "phase2-unfrozen"), resume=False, verbose=verbose)
+        phases.append({"name": "unfrozen", "unfrozen_layers": unfrozen,
+                       "epochs_run": len(next(iter(result.history.values()), [])),
+                       "learning_rate": fine_tune_learning_rate,
+                       "trainable_weights": len(model.trainable_weights), "test": result.metrics})
+        histories.append(result.history)
+
+    class_names = [str(c) for c in info.class_names]
+    with atomic_path(os.path.join(run_dir, "model.keras"), suffix=".keras") as tmp:
+        model.save(tmp)
+    summary = {
+        "model": model.name,
+        "base": label,
+        "data": info.name,
+        "class_names": class_names,
+        "input_shape": list(info.input_shape),
+        "input_contract": contract,
+        "adaptations": notes,
+        "num_examples": info.num_examples,
+        "phases": phases,
+        "test": result.metrics,
+        "seed": seed,
+        "keras_version": keras.__version__,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    atomic_write_text(os.path.join(run_dir, "metrics.json"), json.dumps(summary, indent=2, default=str) + "\n")
+
+    export_path = None
+    if export:
+        from keras_zoo.export import export_model
+
+        segmentation = task == "segmentation"
+        export_path = export_model(model, os.path.join(run_dir, "export"),
+                                   task="segmentation" if segmentation else "classification",
+                                   serving="segment_uint8" if segmentation else "classify_uint8",
+                                   # fixed-size uint8 only: the fine-tuned model's resize layers
+                                   # fix its input size
+                                   signatures=() if segmentation else None, class_names=class_names)
+    return FinetuneResult(model=model, metrics=result.metrics, phases=phases, history=histories,
+                          class_names=class_names, adaptations=notes, base=label, run_dir=run_dir,
+                          info=info, export_path=export_path)

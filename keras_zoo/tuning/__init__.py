@@ -1,0 +1,42 @@
+"""Tuning: KerasTuner search spaces for every registered model, `tune()`, and named presets.
+
+The search space of a model is read from its registry spec (architecture knobs, defaults from the
+builder's signature) plus the recipe knobs every model shares (learning rate, weight decay, batch
+size, augmentation strength); every hyperparameter's default is the registry/recipe value, so the
+first trial of every search is exactly ``create_model(name)`` trained with its recipe.
+
+Imports are lazy: the registry reads presets through `keras_zoo.tuning.presets` (standard library
+only), and KerasTuner is imported only when a search starts.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_API = {
+    "tune": "keras_zoo.tuning.search",
+    "TuneResult": "keras_zoo.tuning.search",
+    "TUNERS": "keras_zoo.tuning.search",
+    "ZooHyperModel": "keras_zoo.tuning.hypermodel",
+    "search_space": "keras_zoo.tuning.space",
+    "Param": "keras_zoo.tuning.space",
+    "RECIPE_KNOBS": "keras_zoo.tuning.space",
+    "list_presets": "keras_zoo.tuning.presets",
+    "read_preset": "keras_zoo.tuning.presets",
+    "delete_preset": "keras_zoo.tuning.presets",
+    "preset_dir": "keras_zoo.tuning.presets",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'keras_zoo.tuning' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,275 @@
+"""Presets: a tuned configuration of a registered model, saved under a name of its own.
+
+A preset is one small JSON file, ``$KERAS_ZOO_HOME/presets/<name>.json`` (default home
+``~/.keras/keras_zoo``), holding the base model, the builder overrides and recipe changes the search
+found, its score and objective, the data it was tuned on, the date and the keras_zoo version. The
+registry turns each file into a `ModelSpec` (see `registry.get_spec`), so ``create_model(name)``,
+``train(name, ...)`` and ``list_models()`` treat a preset like a built-in model.
+
+This module uses only the standard library: ``keras-zoo list`` reads presets without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import datetime
+import glob
+import json
+import logging
+import os
+import re
+
+from keras_zoo._io import atomic_write_text
+
+log = logging.getLogger("keras_zoo")
+
+FORMAT_VERSION = 1
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$")
+# Recipe fields a preset may change; everything else comes from the base model's recipe.
+RECIPE_FIELDS = ("learning_rate", "weight_decay", "batch_size", "augment")
+
+
+def home() -> str:
+    """The keras_zoo home folder: ``$KERAS_ZOO_HOME`` or ``~/.keras/keras_zoo``."""
+    return os.path.abspath(os.path.expanduser(
+        os.environ.get("KERAS_ZOO_HOME") or os.path.join("~", ".keras", "keras_zoo")))
+
+
+def preset_dir() -> str:
+    """Where preset files live: ``<home>/presets``."""
+    return os.path.join(home(), "presets")
+
+
+def check_name(name: str) -> str:
+    """A preset name must be a plain identifier-like file stem (no paths)."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(
+            f"preset name {name!r} is not valid: use letters, digits, '_', '.' or '-', starting with "
+            "a letter or '_' (e.g. 'cnn_small_digits')")
+    return name
+
+
+def preset_path(name: str) -> str:
+    return os.path.join(preset_dir(), f"{check_name(name)}.json")
+
+
+def _check_record(record: dict, path: str) -> dict:
+    missing = [k for k in ("name", "base_model", "model_overrides", "recipe") if k not in record]
+    if missing:
+        raise ValueError(f"preset file {path} lacks {missing}; it is not a keras_zoo preset")
+    if not isinstance(record["model_overrides"], dict) or not isinstance(record["recipe"], dict):
+        raise ValueError(f"preset file {path}: model_overrides and recipe must be JSON objects")
+    unknown = sorted(set(record["recipe"]) - set(RECIPE_FIELDS))
+    if unknown:
+        raise ValueError(f"preset file {path} changes recipe field(s) {unknown}; a preset may change "
+                         f"{list(RECIPE_FIELDS)}")
+    return record
+
+
+def read_preset(name: str) -> dict:
+    """The record of preset `name`; `KeyError` when there is no such file."""
+    path = preset_path(name)
+    if not os.path.exists(path):
+        raise KeyError(f"no preset {name!r} in {preset_dir()}")
+    with open(path, encoding="utf-8") as f:
+        record = json.load(f)
+    record = _check_record(record, path)
+    if record["name"] != name:
+        raise ValueError(f"preset file {path} names itself {record['name']!r}, not {name!r}")
+    return record
+
+
+def list_presets() -> list[str]:
+    """Sorted names of the preset files in `preset_dir()` (unreadable files are skipped with a warning)."""
+    names = []
+    for path in sorted(glob.glob(os.path.join(preset_dir(), "*.json"))):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if _NAME.match(stem):
+            names.append(stem)
+    return names
+
+
+def read_presets() -> list[dict]:
+    """Every readable preset record; a broken file is skipped with a warning, never fatal."""
+    records = []
+    for name in list_presets():
+        try:
+            records.append(read_preset(name))
+        except (OSError, ValueError, KeyError) as err:
+            log.warning("skipping preset %r: %s", name, err)
+    return records
+
+
+def write_preset(name: str, *, base_model: str, model_overrides: dict, recipe_changes: dict,
+                 objective: str, direction: str, score: float | None, data: str,
+                 family: str, task: str, input_shape, num_classes, parameters: int | None = None,
+                 test_metrics: dict | None = None, default: dict | None = None,
+                 search: dict | None = None) -> str:
+    """Write a preset file atomically and return its path.
+
+    The caller (``tune``) checks that `name` does not clash with a registered model.
+    """
+    from keras_zoo import __version__
+
+    unknown = sorted(set(recipe_changes) - set(RECIPE_FIELDS))
+    if unknown:
+        raise ValueError(f"recipe changes {unknown} cannot be stored in a preset; accepted: "
+                         f"{list(RECIPE_FIELDS)}")
+    record = {
+        "format": FORMAT_VERSION,
+        "name": check_name(name),
+        "base_model": base_model,
+        "family": family,
+        "task": task,
+        "model_overrides": model_overrides,
+        "recipe": recipe_changes,
+        "input_shape": list(input_shape) if input_shape is not None else None,
+        "num_classes": num_classes,
+        "parameters": parameters,
+        "objective": {"name": objective, "direction": direction},
+        "score": score,
+        "test": test_metrics or {},
+        "default": default or {},
+        "data": data,
+        "search": search or {},
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "keras_zoo_version": __version__,
+    }
+    path = preset_path(name)
+    atomic_write_text(path, json.dumps(record, indent=2, default=_jsonable) + "\n")
+    return path
+
+
+def delete_preset(name: str) -> None:
+    """Remove preset `name` (`KeyError` when it does not exist)."""
+    path = preset_path(name)
+    if not os.path.exists(path):
+        raise KeyError(f"no preset {name!r} in {preset_dir()}")
+    os.remove(path)
+
+
+def _jsonable(value):
+    if isinstance(value, tuple):
+        return list(value)
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    raise TypeError(f"{value!r} is not JSON serializable")
+
+
+def catalog_entry(record: dict) -> dict:
+    """A `keras-zoo list`/`info` row for a preset, shaped like a catalog entry (no TensorFlow)."""
+    score = record.get("score")
+    objective = (record.get("objective") or {}).get("name", "score")
+    score_text = f"{objective} {score:.4g}" if isinstance(score, (int, float)) else "no score"
+    return {
+        "name": record["name"],
+        "family": record.get("family", "?"),
+        "task": record.get("task", "?"),
+        "description": f"preset of {record['base_model']} tuned on {record.get('data', '?')} "
+                       f"({score_text}, {record.get('date', '?')[:10]})",
+        "parameters": record.get("parameters") or 0,
+        "input_shape": record.get("input_shape") or [],
+        "num_classes": record.get("num_classes"),
+        "recipe": f"preset:{record['name']}",
+        "defaults": record.get("model_overrides", {}),
+        "pretrained": False,
+        "preset": record,
+    }
+
+
+# --------------------------------------------------------------------------- presets as registry specs
+
+_SPEC_CACHE: dict = {}
+
+
+def preset_spec(name: str):
+    """The registry `ModelSpec` of preset `name`.
+
+    Its builder is the base model's builder with the preset's overrides as signature defaults, so
+    ``spec.defaults`` shows the tuned values and ``create_model(name, width=...)`` can still override
+    them. Its recipe, ``"preset:<name>"``, is the base recipe with the preset's changes; it is
+    (re)registered here so that ``train(name, ...)`` finds it by name.
+    """
+    path = preset_path(name)
+    stamp = (path, os.path.getmtime(path)) if os.path.exists(path) else None
+    cached = _SPEC_CACHE.get(name)
+    if cached is not None and cached[0] == stamp:
+        _register_recipe(cached[2])
+        return cached[1]
+    record = read_preset(name)
+    spec, recipe = _make_spec(record)
+    _register_recipe(recipe)
+    _SPEC_CACHE[name] = (stamp, spec, recipe)
+    return spec
+
+
+def _make_spec(record: dict):
+    import dataclasses
+    import functools
+    import inspect
+
+    from keras_zoo import registry
+    from keras_zoo.recipes import get_recipe
+
+    name, base_name = record["name"], record["base_model"]
+    if name in registry._REGISTRY:
+        raise ValueError(f"preset {name!r} clashes with the built-in model of the same name")
+    if base_name not in registry._REGISTRY:
+        raise KeyError(f"preset {name!r} configures {base_name!r}, which is not a registered model")
+    base = registry._REGISTRY[base_name]
+    overrides = dict(record["model_overrides"])
+    # JSON has no tuples; builders take tuples for per-stage settings.
+    overrides = {k: _tuples(v) for k, v in overrides.items()}
+    accepted = base.defaults
+    unknown = sorted(set(overrides) - set(accepted))
+    if unknown:
+        raise ValueError(f"preset {name!r} overrides {unknown}, which {base_name!r} does not accept; "
+                         f"accepted: {sorted(accepted)}")
+    num_classes = record.get("num_classes") if base.accepts_num_classes else None
+
+    signature = inspect.signature(base.builder)
+    params = []
+    for p in signature.parameters.values():
+        if p.name in overrides:
+            p = p.replace(default=overrides[p.name])
+        elif p.name == "num_classes" and num_classes is not None:
+            p = p.replace(default=num_classes)
+        params.append(p)
+
+    @functools.wraps(base.builder)
+    def builder(*args, **kwargs):
+        return base.builder(*args, **{**overrides, **kwargs})
+
+    builder.__signature__ = signature.replace(parameters=params)
+    builder.__name__ = name
+
+    recipe = get_recipe(base.recipe)
+    changes = dict(record["recipe"])
+    if "augment" in changes:
+        changes["augment"] = tuple(changes["augment"])
+    recipe = recipe.replace(name=f"preset:{name}", description=(
+        f"{recipe.name} with the changes tuned for preset {name!r}: {changes or 'none'}"), **changes)
+
+    input_shape = record.get("input_shape")
+    entry = catalog_entry(record)
+    spec = dataclasses.replace(
+        base, name=name, builder=builder, recipe=recipe.name, base=base_name,
+        input_shape=tuple(input_shape) if input_shape else base.input_shape,
+        num_classes=num_classes if num_classes is not None else base.num_classes,
+        description=entry["description"])
+    builder.spec = spec
+    return spec, recipe
+
+
+def _register_recipe(recipe) -> None:
+    # The preset file is the source of truth for its recipe: re-register (replace) on every read so a
+    # preset saved again in the same process trains with its new values.
+    from keras_zoo import recipes
+
+    recipes._load()
+    recipes._RECIPES[recipe.name] = recipe
+
+
+def _tuples(value):
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
