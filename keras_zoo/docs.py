@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 
 from keras_zoo import registry
 from keras_zoo._io import atomic_write_text
@@ -42,12 +43,22 @@ def _fmt_value(value) -> str:
     return text if any(c in text for c in ".e") else text + ".0"
 
 
+def _first_load(load) -> float | None:
+    """The 1-minute load average from a result's `load` (a list, or `uptime`-style text)."""
+    if isinstance(load, (list, tuple)) and load:
+        return float(load[0])
+    if isinstance(load, str):
+        match = re.search(r"\d+(?:\.\d+)?", load.split(":", 1)[-1] if "average" in load else load)
+        return float(match.group()) if match else None
+    return None
+
+
 def _fmt_time(result: dict) -> str:
     if "seconds" not in result:
         return ""
-    load = result.get("load")
+    load = _first_load(result.get("load"))
     # Timings taken while the 2 cores were shared say so: a 1-minute load of 12 means ~6x slower.
-    note = f" (load {load[0]:.0f})" if load and load[0] >= 3 else ""
+    note = f" (load {load:.0f})" if load is not None and load >= 3 else ""
     return f"{result['seconds']:.0f} s{note}"
 
 
