@@ -4,7 +4,7 @@ import json
 import pathlib
 import re
 
-from keras_zoo import docs, registry
+from keras_zoo import docs, registry, weights
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -18,8 +18,8 @@ def test_readme_model_table_matches_the_registry():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     table = docs.model_table(registry.catalog_entries(),
                              docs.benchmark_results(str(ROOT / "benchmarks" / "results")))
-    assert docs.render_readme(readme, table) == readme, (
-        "README model table is stale: run `python -m keras_zoo.docs`")
+    assert docs.render_readme(readme, table, weights.markdown_table()) == readme, (
+        "README model or weights table is stale: run `python -m keras_zoo.docs`")
     for name in registry.list_models():
         assert f"| `{name}` |" in readme
 

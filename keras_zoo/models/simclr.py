@@ -17,6 +17,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_zoo import _validate, registry
+from keras_zoo.models import layers
 from keras_zoo.models._custom_step import CustomStepModel, deserialize, serialize
 from keras_zoo.registry import Float, Int, register_model
 
@@ -89,6 +90,21 @@ class SimCLR(CustomStepModel):
         features = self.encoder(images, training=training)
         return ops.normalize(ops.cast(self.projection_head(features, training=training), "float32"),
                              axis=-1)
+
+    def classifier(self, num_classes: int, dropout: float = 0.0, freeze_encoder: bool = False,
+                   name: str = "simclr_classifier") -> keras.Model:
+        """A classifier seeded with this encoder: encoder -> dropout -> dense -> softmax.
+
+        The encoder is shared, not copied (train it further, or pass ``freeze_encoder=True`` for a
+        linear probe). Compile it with the ``classifier`` recipe, e.g.
+        ``keras_zoo.train(model.classifier(10), "digits", recipe="classifier")``.
+        """
+        num_classes = _validate.positive_int("num_classes", num_classes, minimum=2)
+        dropout = _validate.rate("dropout", dropout)
+        self.encoder.trainable = not freeze_encoder
+        inputs = keras.Input(shape=tuple(self.encoder.inputs[0].shape[1:]), name="inputs")
+        outputs = layers.classification_head(self.encoder(inputs), num_classes, dropout=dropout)
+        return keras.Model(inputs, outputs, name=name)
 
     def views(self, images):
         """Two independently augmented views of a batch."""

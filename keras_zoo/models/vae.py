@@ -29,7 +29,7 @@ from keras import ops
 from keras_zoo import _validate
 from keras_zoo.models import layers
 from keras_zoo.models._custom_step import CustomStepModel, deserialize, serialize
-from keras_zoo.registry import Choice, Float, Int, register_model
+from keras_zoo.registry import Float, Int, register_model
 
 LIKELIHOODS = ("bernoulli", "categorical", "logistic")
 
@@ -210,6 +210,13 @@ class VariationalAutoencoder(CustomStepModel):
         """
         targets = images if targets is None else targets
         mean, log_var = self.encoder(images, training=training)
+        return self.posterior_terms(targets, mean, log_var, training=training, seed=seed)
+
+    def posterior_terms(self, targets, mean, log_var, training=False, seed=None):
+        """Per-example (reconstruction NLL, KL) for a given Gaussian posterior q = N(mean, exp(log_var)).
+
+        `loss_terms` passes the encoder's posterior; an evaluation may pass a refined one.
+        """
         mean, log_var = ops.cast(mean, "float32"), ops.cast(log_var, "float32")
         eps = keras.random.normal(ops.shape(mean), seed=self.seed_generator if seed is None else seed)
         z = mean + ops.exp(0.5 * log_var) * eps

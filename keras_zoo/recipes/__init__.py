@@ -42,6 +42,8 @@ class Recipe:
     warmup_epochs: int = 0
     weight_decay: float = 0.0
     momentum: float = 0.9
+    # Adam/AdamW first-moment decay (Keras's default 0.9; GANs train far better with 0.5).
+    beta_1: float = 0.9
     clipnorm: float | None = None
     # === Objective ===
     loss: str | None = "sparse_categorical_crossentropy"
@@ -68,6 +70,7 @@ class Recipe:
         _validate.positive("learning_rate", self.learning_rate)
         _validate.non_negative("weight_decay", self.weight_decay)
         _validate.rate("momentum", self.momentum)
+        _validate.rate("beta_1", self.beta_1)
         _validate.rate("label_smoothing", self.label_smoothing)
         _validate.positive_int("batch_size", self.batch_size)
         _validate.positive_int("epochs", self.epochs)
@@ -127,9 +130,9 @@ class Recipe:
         if self.weight_decay:
             common["weight_decay"] = self.weight_decay
         if self.optimizer == "adam":
-            return keras.optimizers.Adam(**common)
+            return keras.optimizers.Adam(beta_1=self.beta_1, **common)
         if self.optimizer == "adamw":
-            return keras.optimizers.AdamW(**common)
+            return keras.optimizers.AdamW(beta_1=self.beta_1, **common)
         if self.optimizer == "sgd":
             return keras.optimizers.SGD(momentum=self.momentum, nesterov=True, **common)
         return keras.optimizers.RMSprop(**common)

