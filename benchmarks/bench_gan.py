@@ -65,7 +65,8 @@ def main():
         "epochs_run": len(result.history.get("loss", [])), "samples_png": os.path.relpath(grid),
         "seconds": round(seconds, 1),
         "command": f"python benchmarks/bench_gan.py --model {args.model} --data {args.data}",
-        "load": f"load average over the run (1, 5, 15 min, max of start/end): {[round(x, 2) for x in load]} on {os.cpu_count()} cores",
+        # 1, 5 and 15 minute load averages (the larger of start and end) on this many cores:
+        "load": [round(x, 2) for x in load], "cores": os.cpu_count(),
     }
     atomic_write_text(os.path.join(RESULTS, f"{args.model}.json"), json.dumps(entry, indent=2) + "\n")
 

@@ -85,7 +85,8 @@ def main():
         "command": " ".join(["python benchmarks/bench_vae.py", f"--data {args.data}"]
                             + [f"--set {s}" for s in settings]
                             + ([f"--epochs {args.epochs}"] if args.epochs else [])),
-        "load": f"load average over the run (1, 5, 15 min, max of start/end): {[round(x, 2) for x in load]} on {os.cpu_count()} cores",
+        # 1, 5 and 15 minute load averages (the larger of start and end) on this many cores:
+        "load": [round(x, 2) for x in load], "cores": os.cpu_count(),
     }
     atomic_write_text(args.out, json.dumps(entry, indent=2) + "\n")
 
