@@ -49,8 +49,12 @@ def test_spec_is_consistent(name):
         assert knob in spec.defaults
 
 
-@pytest.mark.parametrize("name", ALL)
-def test_training_steps_lower_the_loss_on_a_fixed_batch(name):
+@pytest.fixture(scope="module", params=ALL)
+def trained(request):
+    """(name, model, x, first and last loss): the model at its small test shape after five
+    training steps on a fixed batch, so the round trips below start from non-trivial weights,
+    optimizer state and batch-norm statistics. Built once per model for the tests that use it."""
+    name = request.param
     spec = registry.get_spec(name)
     shape = spec.small_input_shape()
     keras.utils.set_random_seed(0)
@@ -60,33 +64,29 @@ def test_training_steps_lower_the_loss_on_a_fixed_batch(name):
     first = model.train_on_batch(x, y, return_dict=True)
     for _ in range(4):
         last = model.train_on_batch(x, y, return_dict=True)
+    return name, model, x, first, last
+
+
+def test_training_steps_lower_the_loss_on_a_fixed_batch(trained):
+    _, _, _, first, last = trained
     assert np.isfinite(last["loss"])
     assert last["loss"] < first["loss"], (first, last)
 
 
-@pytest.mark.parametrize("name", ALL)
-def test_keras_file_round_trip_gives_equal_outputs(name, tmp_path):
-    spec = registry.get_spec(name)
-    shape = spec.small_input_shape()
-    keras.utils.set_random_seed(0)
-    model = keras_zoo.create_model(name, input_shape=shape)
-    get_recipe(spec.recipe).compile(model)
-    x, y = fixed_batch(spec, model, shape)
-    model.train_on_batch(x, y)  # non-trivial optimizer state and batch-norm statistics
+def test_keras_file_round_trip_gives_equal_outputs(trained, tmp_path):
+    name, model, x, _, _ = trained
     path = str(tmp_path / f"{name}.keras")
     model.save(path)
     reloaded = keras.saving.load_model(path)  # safe mode stays on
     for a, b in zip(outputs(model, x), outputs(reloaded, x)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-    assert reloaded.optimizer.iterations.numpy() == model.optimizer.iterations.numpy()
+    assert reloaded.optimizer.iterations.numpy() == model.optimizer.iterations.numpy() == 5
 
 
-@pytest.mark.parametrize("name", ALL)
-def test_export_round_trip_gives_equal_outputs(name, tmp_path):
+def test_export_round_trip_gives_equal_outputs(trained, tmp_path):
+    name, model, _, _, _ = trained
     spec = registry.get_spec(name)
     shape = spec.small_input_shape()
-    keras.utils.set_random_seed(0)
-    model = keras_zoo.create_model(name, input_shape=shape)
     path = keras_zoo.export_model(model, str(tmp_path))
     loaded, metadata = keras_zoo.load_export(path)
     assert metadata["task"] == spec.task
