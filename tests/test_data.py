@@ -133,8 +133,9 @@ def test_digits_are_sklearn_digits_scaled_to_unit_range():
     assert sum(info.num_examples.values()) == 1797
     x, _ = collect(splits.test)
     assert x.max() == 1.0 and x.min() == 0.0
-    # Values are multiples of 1/16.
+    # Values are multiples of 1/16: 17 levels, which the info records for discrete likelihoods.
     np.testing.assert_allclose(x * 16, np.round(x * 16), atol=1e-5)
+    assert info.levels == 17
 
 
 def test_shapes_generator_is_deterministic_and_learnable_by_construction():
@@ -388,6 +389,7 @@ def test_numpy_sources():
     assert splits.info.input_shape == (10, 10, 1) and splits.info.num_classes == 5
     x, y = collect(splits.test)
     assert x.max() <= 1.0 and x.dtype == np.float32
+    assert splits.info.levels == 256  # uint8 images
     # Unlabelled: (x,) or a bare array.
     assert collect(load_splits((images,), targets="none").train).shape[1:] == (10, 10, 1)
     assert collect(load_dataset(images, "train", targets="none", batch_size=7)).shape[1:] == (10, 10, 1)
@@ -402,6 +404,8 @@ def test_numpy_sources():
     feats = rng.normal(size=(30, 4)).astype(np.float32)
     tab = load_splits((feats, np.arange(30) % 2))
     assert tab.info.input_shape == (4,) and tab.info.value_range == (float(feats.min()), float(feats.max()))
+    assert tab.info.levels is None
+    assert load_splits((images / 255.0,), targets="none").info.levels is None  # float images: continuous
     with pytest.raises(ValueError, match="must lie in"):
         load_splits((images.astype(np.float32) * 10,), targets="none")
     with pytest.raises(ValueError, match="examples but y has"):
@@ -504,6 +508,7 @@ def test_tfds_mnist_under_mock_data():
         splits = load_splits("mnist", batch_size=5)
         info = splits.info
         assert info.input_shape == (28, 28, 1) and info.num_classes == 10 and info.name == "mnist"
+        assert info.levels == 256
         x, y = collect(splits.train)
         assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0 and x.max() > 0.5
         assert y.dtype == np.int32 and 0 <= y.min() and y.max() < 10

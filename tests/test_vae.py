@@ -61,7 +61,7 @@ def test_bad_knobs_raise_naming_the_value():
 def trained():
     keras.utils.set_random_seed(0)
     model = keras_zoo.create_model("vae", input_shape=SHAPE, likelihood="logistic", levels=17,
-                                   latent_dim=4, width=8, seed=3)
+                                   latent_dim=4, width=8, dropout=0.0, seed=3)  # no dropout noise
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
     x = _digits_like(64)
     history = model.fit(x, batch_size=32, epochs=6, verbose=0)
@@ -170,3 +170,15 @@ def test_a_killed_run_resumes_from_its_backup_with_the_optimizer_state(tmp_path)
     assert int(result.model.optimizer.iterations.numpy()) == 4 * steps  # restored, then 2 more epochs
     assert not (tmp_path / "run" / "backup").exists()
     assert np.isfinite(result.metrics["loss"])
+
+
+def test_train_takes_the_pixel_levels_from_the_data(tmp_path):
+    """digits hold 17 values (0..16), uint8 arrays 256: the discrete likelihood models those."""
+    args = dict(epochs=1, verbose=0, width=8, latent_dim=4, resume=False)
+    result = keras_zoo.train("vae", "digits", run_dir=str(tmp_path / "d"), **args)
+    assert (result.model.likelihood, result.model.levels) == ("logistic", 17)
+    images = np.random.default_rng(0).integers(0, 256, (40, 8, 8, 1), dtype=np.uint8)
+    assert keras_zoo.train("vae", (images,), run_dir=str(tmp_path / "u"), **args).model.levels == 256
+    result = keras_zoo.train("vae", (images,), run_dir=str(tmp_path / "o"), levels=64, **args)
+    assert result.model.levels == 64  # an explicit override wins
+

@@ -69,7 +69,7 @@ def load_splits(source, *, targets="label", batch_size=64, image_size=None, colo
         raise ValueError(f"Augmentations apply to images; source {raw.name!r} has inputs of shape {raw.input_shape}.")
     info = DatasetInfo(name=raw.name, input_shape=tuple(raw.input_shape), num_classes=raw.num_classes,
                        class_names=tuple(raw.class_names), num_examples=dict(raw.num_examples),
-                       targets=targets, value_range=tuple(raw.value_range))
+                       targets=targets, value_range=tuple(raw.value_range), levels=raw.levels)
     datasets = {
         split: _finish(raw.datasets[split], split, raw.num_examples[split], request, batch_size,
                        layers if split == "train" else [], corruption, cache)

@@ -55,6 +55,7 @@ class RawSplits:
     num_classes: int | None
     class_names: tuple
     value_range: tuple = (0.0, 1.0)
+    levels: int | None = None
 
 
 # === Resolving a source ===
@@ -243,6 +244,11 @@ def _numpy_arrays(source, targets: str, options: dict) -> ArraySet:
             f"numpy inputs must be (N, features), (N, H, W) or (N, H, W, C); got shape {x.shape}."
         )
     scale, value_range = _numpy_scale(x)
+    levels = None
+    if x.ndim == 4 and np.issubdtype(x.dtype, np.bool_):
+        levels = 2
+    elif x.ndim == 4 and np.issubdtype(x.dtype, np.integer):
+        levels = round(1.0 / scale) + 1  # 0..255 -> 256 levels
     available = ("image", "none")
     labels = masks = None
     if y is not None:
@@ -271,7 +277,7 @@ def _numpy_arrays(source, targets: str, options: dict) -> ArraySet:
             raise ValueError(f"numpy targets hold class id {int(ids.max())} but num_classes={num_classes}.")
     return ArraySet(x=x, labels=labels, class_names=names if labels is not None else (),
                     masks=masks, mask_class_names=names if masks is not None else (),
-                    scale=scale, value_range=value_range)
+                    scale=scale, value_range=value_range, levels=levels)
 
 
 def _integer_targets(y, what):
@@ -337,7 +343,8 @@ def _array_splits(arrays: ArraySet, name: str, request: Request) -> RawSplits:
     else:
         input_shape = tuple(int(d) for d in x.shape[1:])
     num_classes, class_names = _class_info(request, arrays.class_names, arrays.mask_class_names)
-    return RawSplits(datasets, counts, name, input_shape, num_classes, class_names, tuple(arrays.value_range))
+    return RawSplits(datasets, counts, name, input_shape, num_classes, class_names, tuple(arrays.value_range),
+                     levels=arrays.levels if is_image else None)
 
 
 # === Image folders ===
@@ -422,7 +429,7 @@ def _folder_splits(root: pathlib.Path, request: Request, options: dict) -> RawSp
         datasets[split] = ds
         counts[split] = len(files_by_split[split])
     num_classes, names = _class_info(request, class_names)
-    return RawSplits(datasets, counts, name, input_shape, num_classes, names)
+    return RawSplits(datasets, counts, name, input_shape, num_classes, names, levels=256)  # 8-bit files
 
 
 def _relabel(labels, names, class_names, folder):
@@ -510,8 +517,8 @@ def _segmentation_folder_splits(root: pathlib.Path, request: Request, options: d
         counts[split] = len(files_by_split[split])
     if request.targets == "mask":
         return RawSplits(datasets, counts, name, input_shape, num_classes,
-                         tuple(str(i) for i in range(num_classes)))
-    return RawSplits(datasets, counts, name, input_shape, None, ())
+                         tuple(str(i) for i in range(num_classes)), levels=256)
+    return RawSplits(datasets, counts, name, input_shape, None, (), levels=256)
 
 
 def _read_masks(paths: list, size: tuple) -> np.ndarray:
@@ -611,7 +618,8 @@ def _tfds_splits(name: str, source: str, request: Request, options: dict) -> Raw
             counts[split] = 0
     class_names = tuple(features[label_key].names) if label_key else ()
     num_classes, class_names = _class_info(request, class_names, mask_names)
-    return RawSplits(datasets, counts, name, tuple(int(d) for d in input_shape), num_classes, class_names)
+    return RawSplits(datasets, counts, name, tuple(int(d) for d in input_shape), num_classes, class_names,
+                     levels=256)  # uint8 image features
 
 
 def _percent(fraction: float) -> str:

@@ -309,9 +309,13 @@ def _conv_decoder(output_shape, latent_dim, width, depth, dropout, channels_per_
                 search_space={"latent_dim": Int(2, 64, step=2), "width": Int(16, 128, step=16),
                               "depth": Int(1, 3), "dropout": Float(0.0, 0.5),
                               "beta": Float(0.25, 4.0, sampling="log")})
-def vae(input_shape, latent_dim=16, width=32, depth=2, dropout=0.0, beta=1.0, likelihood="bernoulli",
-        levels=256, components=2, seed=None):
-    """Convolutional VAE / beta-VAE: stride-2 conv encoder, transposed-conv decoder, Gaussian latent."""
+def vae(input_shape, latent_dim=32, width=64, depth=2, dropout=0.05, beta=1.0, likelihood="logistic",
+        levels=256, components=3, seed=None):
+    """Convolutional VAE / beta-VAE: stride-2 conv encoder, transposed-conv decoder, Gaussian latent.
+
+    The default pixel likelihood is a mixture of three discretised logistics over `levels` values;
+    `keras_zoo.train` sets `levels` from the data (17 for `digits`, 256 for 8-bit images).
+    """
     latent_dim = _validate.positive_int("latent_dim", latent_dim)
     width = _validate.positive_int("width", width)
     depth = _validate.positive_int("depth", depth)

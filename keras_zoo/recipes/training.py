@@ -88,19 +88,32 @@ def _load_data(data, recipe: Recipe, seed: int, data_options: dict | None) -> Sp
                        augment=recipe.augment, seed=seed, **_data_options(recipe, data_options))
 
 
+def model_arguments(spec, info, recipe: Recipe, model_overrides: dict) -> dict:
+    """`create_model` keyword arguments that fit `spec`'s model to data described by `info`.
+
+    The input shape, the class count (for label and mask targets, where the builder takes one) and
+    the pixel levels (for builders with a `levels` argument: a VAE's discrete likelihood models
+    the values the data take, 17 for digits and 256 for 8-bit images) come from the data unless
+    `model_overrides` sets them.
+    """
+    arguments = {"input_shape": info.input_shape, "num_classes": None}
+    if spec.accepts_num_classes and info.num_classes and recipe.targets in ("label", "mask"):
+        arguments["num_classes"] = info.num_classes
+    if "levels" in spec.defaults and getattr(info, "levels", None):
+        arguments["levels"] = info.levels
+    arguments.update(model_overrides)
+    return arguments
+
+
 def _build(model_or_name, spec, recipe: Recipe, info, model_overrides: dict):
     if not isinstance(model_or_name, str):
         if model_overrides:
             raise ValueError(f"model overrides {sorted(model_overrides)} need a model name, not a built model")
         return model_or_name
-    num_classes = None
-    if spec.accepts_num_classes and info.num_classes and recipe.targets in ("label", "mask"):
-        num_classes = info.num_classes
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(recipe.precision)
     try:
-        return registry.create_model(model_or_name, input_shape=info.input_shape,
-                                     num_classes=num_classes, **model_overrides)
+        return registry.create_model(model_or_name, **model_arguments(spec, info, recipe, model_overrides))
     finally:
         keras.config.set_dtype_policy(previous)
 

@@ -15,6 +15,7 @@ import keras_tuner as kt
 
 from keras_zoo import registry
 from keras_zoo.recipes import get_recipe
+from keras_zoo.recipes.training import model_arguments
 from keras_zoo.tuning import space as space_module
 
 
@@ -96,19 +97,14 @@ class ZooHyperModel(kt.HyperModel):
     def build(self, hp):
         overrides, recipe = self.configuration(hp)
         info = self._info()
-        input_shape, num_classes = None, None
         if info is not None:
-            input_shape = info.input_shape
-            if (self.spec.accepts_num_classes and info.num_classes
-                    and recipe.targets in ("label", "mask")):
-                num_classes = info.num_classes
+            overrides = model_arguments(self.spec, info, recipe, overrides)
         # Same seed for every trial: configurations differ by their hyperparameters, not their luck.
         keras.utils.set_random_seed(self.seed)
         previous = keras.config.dtype_policy()
         keras.config.set_dtype_policy(recipe.precision)
         try:
-            model = registry.create_model(self.spec.name, input_shape=input_shape,
-                                          num_classes=num_classes, **overrides)
+            model = registry.create_model(self.spec.name, **overrides)
         finally:
             keras.config.set_dtype_policy(previous)
         steps = recipe.steps_per_epoch(info.num_examples["train"]) if info is not None else 1

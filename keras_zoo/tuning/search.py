@@ -460,6 +460,8 @@ def _collect(oracle, name, params, recipe, metric, direction, directory, role) -
 def _save_preset(preset, name, spec, result, data, tuner, max_trials, epochs, hypermodel) -> str:
     import keras
 
+    from keras_zoo.recipes.training import model_arguments
+
     # A preset of a preset stores the root model with both sets of changes folded together.
     root = spec.base or spec.name
     overrides, changes = dict(result.best_model_overrides), dict(result.best_recipe_changes)
@@ -469,10 +471,9 @@ def _save_preset(preset, name, spec, result, data, tuner, max_trials, epochs, hy
         changes = {**record["recipe"], **changes}
     changes = {k: (list(v) if isinstance(v, tuple) else v) for k, v in changes.items()}
     info = hypermodel.splits(hypermodel.recipe).info
-    num_classes = info.num_classes if spec.accepts_num_classes and info.num_classes else spec.num_classes
-    model = registry.create_model(name, input_shape=info.input_shape,
-                                  num_classes=num_classes if spec.accepts_num_classes else None,
-                                  **result.best_model_overrides)
+    arguments = model_arguments(spec, info, hypermodel.recipe, result.best_model_overrides)
+    num_classes = arguments["num_classes"] or spec.num_classes
+    model = registry.create_model(name, **arguments)
     parameters = int(model.count_params())
     del model
     keras.backend.clear_session()

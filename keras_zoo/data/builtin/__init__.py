@@ -45,6 +45,7 @@ class ArraySet:
     mask_class_names: tuple = ()
     scale: float = 1.0
     value_range: tuple = (0.0, 1.0)
+    levels: int | None = None  # equally spaced values the images take in [0, 1] (None: continuous)
 
 
 def resolve_options(name: str, options: dict) -> dict:
@@ -93,4 +94,4 @@ def _digits() -> ArraySet:
     # The data ship with scikit-learn and have no seed; values are 0..16.
     x = digits.images.astype(np.float32)[..., None]
     return ArraySet(x=x, labels=digits.target.astype(np.int32),
-                    class_names=tuple(str(i) for i in range(10)), scale=1.0 / 16.0)
+                    class_names=tuple(str(i) for i in range(10)), scale=1.0 / 16.0, levels=17)
