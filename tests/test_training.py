@@ -1,5 +1,6 @@
 """`train`/`evaluate` and their callbacks: run directory, held-out metrics, NaN guard, resume."""
 
+import csv
 import json
 import os
 
@@ -70,12 +71,40 @@ def test_an_interrupted_run_resumes_when_the_same_call_is_repeated(tmp_path):
     with pytest.raises(RuntimeError, match="simulated kill"):
         keras_zoo.train("mlp_lecture", "moons", epochs=4, run_dir=run, verbose=0, callbacks=[Crash()])
     assert os.path.isdir(os.path.join(run, "backup"))
+    with open(os.path.join(run, "best.json")) as f:
+        before = json.load(f)
+    assert before["monitor"] == "val_loss" and before["epoch"] in (1, 2)
+
     result = keras_zoo.train("mlp_lecture", "moons", epochs=4, run_dir=run, verbose=0)
     assert len(result.history["loss"]) == 2  # epochs 3 and 4 only: 1 and 2 came from the backup
     with open(os.path.join(run, "log.csv")) as f:
         epochs = [int(line.split(",")[0]) for line in f.read().splitlines()[1:] if line and line[0].isdigit()]
     assert epochs == [0, 1, 2, 3]
     assert not os.path.exists(os.path.join(run, "backup"))
+    # best.keras holds the best epoch of the whole run, both invocations together.
+    with open(os.path.join(run, "log.csv")) as f:
+        rows = list(csv.DictReader(f))
+    val = [float(r["val_loss"]) for r in rows]
+    with open(os.path.join(run, "best.json")) as f:
+        after = json.load(f)
+    assert after["epoch"] == 1 + int(np.argmin(val)) and after["value"] == pytest.approx(min(val))
+
+
+def test_a_resumed_checkpoint_keeps_the_best_value_of_the_interrupted_run(tmp_path):
+    from keras_zoo.recipes.callbacks import AtomicCheckpoint
+
+    path = str(tmp_path / "best.keras")
+    (tmp_path / "best.keras").write_bytes(b"saved by the interrupted run")
+    (tmp_path / "best.json").write_text(json.dumps({"monitor": "val_loss", "value": 0.25, "epoch": 2}))
+    (tmp_path / "backup").mkdir()
+    resumed = AtomicCheckpoint(path, "val_loss", "min", resume_from=str(tmp_path / "backup"))
+    resumed.on_train_begin()
+    assert resumed.best == 0.25
+    resumed.on_epoch_end(2, {"val_loss": 0.5})  # worse: the interrupted run's checkpoint stays
+    assert (tmp_path / "best.keras").read_bytes() == b"saved by the interrupted run"
+    fresh = AtomicCheckpoint(path, "val_loss", "min")  # resume=False: a new run starts from scratch
+    fresh.on_train_begin()
+    assert fresh.best == float("inf")
 
 
 def test_bad_arguments_fail_before_any_training(tmp_path):

@@ -6,12 +6,13 @@ assembles them for a run directory.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 
 import keras
 
-from keras_zoo._io import atomic_path
+from keras_zoo._io import atomic_path, atomic_write_text
 
 
 class NanGuard(keras.callbacks.Callback):
@@ -43,21 +44,41 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     """Save the best model so far to `path` (a `.keras` file), written beside and then renamed.
 
     Keras's `ModelCheckpoint` writes in place, so a run killed mid-save would leave a broken file.
+    The monitored value and epoch of the saved model go to ``<path>.json`` beside it; with
+    `resume_from` set to the run's backup directory, a resumed run reads that value back, so an
+    epoch worse than the best of the interrupted run never overwrites its checkpoint.
     With ``monitor=None`` (models with no validation number to select on, such as GANs) it keeps
     the latest epoch whose losses are all finite.
     """
 
-    def __init__(self, path: str, monitor: str = "val_loss", mode: str = "min"):
+    def __init__(self, path: str, monitor: str = "val_loss", mode: str = "min",
+                 resume_from: str | None = None):
         super().__init__()
         self.path, self.monitor, self.mode = path, monitor, mode
+        self.record = os.path.splitext(path)[0] + ".json"
+        self.resume_from = resume_from
         self.best = math.inf if mode == "min" else -math.inf
+
+    def on_train_begin(self, logs=None):
+        if not (self.resume_from and os.path.isdir(self.resume_from) and os.path.exists(self.path)
+                and os.path.exists(self.record)):
+            return
+        with open(self.record) as f:
+            saved = json.load(f)
+        if saved.get("monitor") == self.monitor and saved.get("value") is not None:
+            self.best = float(saved["value"])
+
+    def _save(self, epoch, value):
+        with atomic_path(self.path, suffix=".keras") as tmp:
+            self.model.save(tmp)
+        atomic_write_text(self.record, json.dumps(
+            {"monitor": self.monitor, "value": value, "epoch": epoch + 1}) + "\n")
 
     def on_epoch_end(self, epoch, logs=None):
         if self.monitor is None:
             losses = [v for k, v in (logs or {}).items() if k == "loss" or k.endswith("_loss")]
             if all(math.isfinite(float(v)) for v in losses) and not self.model.stop_training:
-                with atomic_path(self.path, suffix=".keras") as tmp:
-                    self.model.save(tmp)
+                self._save(epoch, None)
             return
         value = (logs or {}).get(self.monitor)
         if value is None or not math.isfinite(float(value)):
@@ -65,8 +86,7 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         better = value < self.best if self.mode == "min" else value > self.best
         if better:
             self.best = float(value)
-            with atomic_path(self.path, suffix=".keras") as tmp:
-                self.model.save(tmp)
+            self._save(epoch, self.best)
 
 
 def default_callbacks(run_dir: str, recipe, resume: bool = True) -> list:
@@ -75,8 +95,9 @@ def default_callbacks(run_dir: str, recipe, resume: bool = True) -> list:
     Order matters: the NaN guard runs first so nothing is checkpointed after a divergence, and
     `BackupAndRestore` comes last so it backs up the state the others have settled.
     """
+    backup = os.path.join(run_dir, "backup")
     callbacks = [NanGuard(), AtomicCheckpoint(os.path.join(run_dir, "best.keras"), recipe.monitor,
-                                              recipe.monitor_mode)]
+                                              recipe.monitor_mode, resume_from=backup if resume else None)]
     if recipe.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=recipe.monitor, mode=recipe.monitor_mode,
@@ -85,5 +106,5 @@ def default_callbacks(run_dir: str, recipe, resume: bool = True) -> list:
     callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"),
                                                  write_graph=False, profile_batch=0))
     if resume:
-        callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")))
+        callbacks.append(keras.callbacks.BackupAndRestore(backup))
     return callbacks
