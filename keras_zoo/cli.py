@@ -233,10 +233,27 @@ def _load_images(paths, shape):
     return np.stack(batch)
 
 
-def cmd_predict(args) -> int:
+def _model_outputs(model, x):
+    """A Keras model's inference outputs as a dict of numpy arrays (one output: "outputs")."""
     import numpy as np
 
-    target = args.model
+    out = model(x, training=False)
+    if isinstance(out, dict):
+        return {k: np.asarray(v) for k, v in out.items()}
+    return {"outputs": np.asarray(out)}
+
+
+def _spec_task(name):
+    from keras_zoo import registry
+
+    try:
+        return registry.get_spec(name).task
+    except KeyError:
+        return None
+
+
+def _predictions(target, images):
+    """(task, outputs dict, class names) of `target` (export, .keras/run directory, NAME[:TAG])."""
     is_export = os.path.isdir(target) and (
         os.path.exists(os.path.join(target, "saved_model.pb"))
         or any(d.isdigit() for d in os.listdir(target)))
@@ -246,46 +263,92 @@ def cmd_predict(args) -> int:
         loaded, meta = load_export(target)
         sig = loaded.signatures["serving_default"]
         spec = sig.structured_input_signature[1]["inputs"]
+        shape = tuple(spec.shape[1:])
+        if None in shape:  # a signature that takes any height and width: the model's own input size
+            shape = tuple(meta.get("input_shape") or ()) or shape
+        x = _load_images(images, shape)
         if spec.dtype.name == "uint8":
-            x = (_load_images(args.images, tuple(spec.shape[1:])) * 255).round().astype("uint8")
-        else:
-            x = _load_images(args.images, tuple(spec.shape[1:]))
+            x = (x * 255).round().astype("uint8")
         out = {k: v.numpy() for k, v in sig(inputs=x).items()}
-        probs, class_names = out["probabilities"], meta.get("class_names") or []
-    elif os.path.exists(target):
+        return meta.get("task"), out, meta.get("class_names") or []
+    if os.path.exists(target):
         from keras_zoo.recipes.training import load_model
 
         model = load_model(target)
-        x = _load_images(args.images, tuple(model.inputs[0].shape[1:]))
-        probs = np.asarray(model.predict(x, verbose=0))
+        x = _load_images(images, tuple(model.inputs[0].shape[1:]))
         class_names = []
         meta_path = os.path.join(target, "metrics.json") if os.path.isdir(target) else None
         if meta_path and os.path.exists(meta_path):
             with open(meta_path, encoding="utf-8") as f:
                 class_names = json.load(f).get("class_names") or []
-    else:
-        from keras_zoo import registry, weights
+        return _spec_task(model.name), _model_outputs(model, x), class_names
+    from keras_zoo import registry, weights
 
-        name, _, tag = target.partition(":")
-        registry.get_spec(name)  # an unknown name raises with suggestions
-        if name not in weights.pretrained_names():
-            print(f"keras-zoo: {name!r} is a registered model without shipped weights; pass a run "
-                  "directory, a .keras file or an export directory (models with weights: "
-                  f"{', '.join(weights.pretrained_names())})", file=sys.stderr)
-            return 2
-        entry = weights.get_entry(name, tag or True)
-        model = registry.create_model(name, pretrained=entry["tag"])
-        x = _load_images(args.images, tuple(entry["input_contract"]["shape"]))
-        probs = np.asarray(model.predict(x, verbose=0))
-        class_names = entry.get("class_names") or []
-    if probs.ndim != 2:
-        print(f"keras-zoo: predict prints class predictions; this model outputs shape {probs.shape}",
-              file=sys.stderr)
+    name, _, tag = target.partition(":")
+    registry.get_spec(name)  # an unknown name raises with suggestions
+    if name not in weights.pretrained_names():
+        raise SystemExit(f"keras-zoo: {name!r} is a registered model without shipped weights; pass a run "
+                         "directory, a .keras file or an export directory (models with weights: "
+                         f"{', '.join(weights.pretrained_names())})")
+    entry = weights.get_entry(name, tag or True)
+    model = registry.create_model(name, pretrained=entry["tag"])
+    x = _load_images(images, tuple(entry["input_contract"]["shape"]))
+    return _spec_task(name), _model_outputs(model, x), entry.get("class_names") or []
+
+
+# Distinct colours for class ids 0..9 of a predicted mask (the PNG stores the ids as palette indices).
+_MASK_PALETTE = [0, 0, 0, 230, 25, 75, 60, 180, 75, 255, 225, 25, 0, 130, 200,
+                 245, 130, 48, 145, 30, 180, 70, 240, 240, 240, 50, 230, 210, 245, 60]
+
+
+def _write_png(array, path, palette=False):
+    import numpy as np
+    from PIL import Image
+
+    from keras_zoo._io import atomic_path
+
+    if palette:
+        image = Image.fromarray(array.astype("uint8"), mode="P")
+        image.putpalette(_MASK_PALETTE + [128] * (768 - len(_MASK_PALETTE)))
+    else:
+        pixels = (np.clip(array, 0.0, 1.0) * 255).round().astype("uint8")
+        image = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+    with atomic_path(path, suffix=".png") as tmp:
+        image.save(tmp, format="PNG")
+
+
+def cmd_predict(args) -> int:
+    import numpy as np
+
+    task, out, class_names = _predictions(args.model, args.images)
+    first = next(iter(out.values()))
+    if task == "classification" or (task is None and first.ndim == 2):
+        probs = out.get("probabilities", first)
+        for path, p in zip(args.images, probs):
+            k = int(np.argmax(p))
+            label = class_names[k] if k < len(class_names) else str(k)
+            print(f"{path}\t{label}\t{p[k]:.4f}")
+        return 0
+    if task not in ("segmentation", "reconstruction") and "reconstruction" not in out:
+        print(f"keras-zoo: predict classifies, segments and reconstructs images; this model's task is "
+              f"{task!r} (outputs {sorted(out)}): use its export signatures instead", file=sys.stderr)
         return 2
-    for path, p in zip(args.images, probs):
-        k = int(np.argmax(p))
-        label = class_names[k] if k < len(class_names) else str(k)
-        print(f"{path}\t{label}\t{p[k]:.4f}")
+    os.makedirs(args.out, exist_ok=True)
+    for i, path in enumerate(args.images):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        written = os.path.join(args.out, f"{stem}.png")
+        if task == "segmentation":
+            ids = out["class_ids"][i] if "class_ids" in out else np.argmax(out.get("probabilities", first)[i], -1)
+            _write_png(ids, written, palette=True)
+            shares = np.bincount(ids.ravel(), minlength=1) / ids.size
+            summary = " ".join(
+                f"{class_names[k] if k < len(class_names) else k}={shares[k]:.2f}"
+                for k in range(len(shares)) if shares[k])
+        else:
+            image = out.get("reconstruction", first)[i]
+            _write_png(image, written)
+            summary = f"reconstruction mean abs error {float(np.mean(np.abs(image - _load_images([path], image.shape)[0]))):.4f}"
+        print(f"{path}\t{written}\t{summary}")
     return 0
 
 
@@ -403,9 +466,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="print every epoch")
     p.set_defaults(func=cmd_tune)
 
-    p = sub.add_parser("predict", help="classify image files")
+    p = sub.add_parser("predict", help="classify, segment or reconstruct image files")
     p.add_argument("model", help="export directory, .keras file, run directory, or NAME[:TAG] with shipped weights")
     p.add_argument("images", nargs="+")
+    p.add_argument("--out", default="predictions",
+                   help="where segmentation masks and reconstructions go as PNGs, one per image "
+                        "(default: ./predictions); classifiers print their predictions")
     p.set_defaults(func=cmd_predict)
 
     from keras_zoo.experiments import list_experiments  # a name table; imports no TensorFlow

@@ -119,3 +119,34 @@ def test_train_on_a_folder_of_28x28_grayscale_pngs_needs_no_other_flag(tmp_path)
     assert summary["class_names"] == [str(i) for i in range(10)]
     assert f"accuracy: {summary['test']['accuracy']:.4f}" in out
     assert summary["test"]["accuracy"] > 0.3  # chance is 0.1
+
+
+def test_predict_writes_masks_and_reconstructions_as_pngs(tmp_path):
+    """Segmentation models write class-id masks (palette PNGs), autoencoders reconstructions."""
+    import keras
+    from PIL import Image
+
+    import keras_zoo
+
+    keras.utils.set_random_seed(0)
+    keras_zoo.create_model("unet", input_shape=(16, 16, 3), num_classes=3, filters=8).save(
+        str(tmp_path / "unet.keras"))
+    keras_zoo.create_model("conv_autoencoder", input_shape=(16, 16, 1)).save(str(tmp_path / "ae.keras"))
+    images = []
+    for i in range(2):
+        path = tmp_path / f"image{i}.png"
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(path)
+        images.append(str(path))
+    proc = run(["predict", "unet.keras", *images, "--out", "masks"], tmp_path)
+    assert "resizing" in proc.stderr  # 20x20 files for a 16x16 model: said, not silent
+    for line, path in zip(proc.stdout.strip().splitlines(), images):
+        source, written, shares = line.split("\t")
+        assert source == path and written == os.path.join("masks", os.path.basename(path))
+        mask = Image.open(tmp_path / written)
+        assert mask.mode == "P" and mask.size == (16, 16) and np.asarray(mask).max() < 3
+        assert sum(float(s.split("=")[1]) for s in shares.split()) == pytest.approx(1.0, abs=0.02)
+    lines = run(["predict", "ae.keras", *images, "--out", "recon"], tmp_path).stdout.strip().splitlines()
+    assert len(lines) == 2
+    recon = Image.open(tmp_path / lines[0].split("\t")[1])
+    assert recon.mode == "L" and recon.size == (16, 16)
+    assert "mean abs error" in lines[0]

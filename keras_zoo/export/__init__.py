@@ -140,6 +140,7 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
         metadata = {
             "model": model.name,
             "task": task,
+            "input_shape": [int(d) for d in input_shape],  # the model's (H, W, C) or (features,)
             "signatures": sorted(endpoints),
             "inputs": {sig: [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype.name}
                              for s in endpoints[sig][1]] for sig in endpoints},
