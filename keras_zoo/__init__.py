@@ -6,8 +6,9 @@ not load TensorFlow until a model, pipeline or export is actually needed.
 
 from __future__ import annotations
 
-import importlib
 import os
+
+from keras_zoo._lazy import lazy_names
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -42,13 +43,4 @@ _API = {
 __all__ = sorted(_API) + ["__version__"]
 
 
-def __getattr__(name: str):
-    if name in _API:
-        value = getattr(importlib.import_module(_API[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'keras_zoo' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_names(__name__, _API, globals())

@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import importlib
 
+from keras_zoo._lazy import lazy_names
 from keras_zoo.experiments._common import SIZES, ResultTable
 
 # name -> module that defines the function of that name (imported on first use: TensorFlow loads
@@ -71,17 +72,4 @@ def run_experiment(name: str, *, size: str = "default", plot_dir: str | None = N
     return get_experiment(name)(size=size, plot_dir=plot_dir, seed=seed, **kwargs)
 
 
-def __getattr__(name: str):
-    if name in EXPERIMENTS:
-        value = get_experiment(name)
-        globals()[name] = value
-        return value
-    if name in _HELPERS:
-        value = getattr(importlib.import_module(_HELPERS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'keras_zoo.experiments' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_names(__name__, {**EXPERIMENTS, **_HELPERS}, globals())

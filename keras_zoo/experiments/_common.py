@@ -18,6 +18,21 @@ def check_size(size: str) -> str:
     return _validate.one_of("size", size, SIZES)
 
 
+def choices(what: str, values, accepted) -> tuple:
+    """`values` as a tuple, each one of `accepted`; none at all raises too."""
+    values, accepted = tuple(values), tuple(accepted)
+    if not values:
+        raise ValueError(f"{what}s must name at least one of {list(accepted)}")
+    for value in values:
+        _validate.one_of(what, value, accepted)
+    return values
+
+
+def sized(name: str, value, preset: dict) -> int:
+    """A positive int knob: `value`, or the size preset's when None."""
+    return _validate.positive_int(name, value if value is not None else preset[name])
+
+
 def _format(value) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"

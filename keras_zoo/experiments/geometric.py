@@ -81,9 +81,8 @@ def geometric_view(data: str = "spirals", *, size: str = "default", width: int |
     size = _common.check_size(size)
     _validate.one_of("data", data, DATASETS)
     preset = dict(_PRESETS[size])
-    width = _validate.positive_int("width", width if width is not None else preset["width"])
-    depth = _validate.positive_int("depth", depth if depth is not None else preset["depth"])
-    epochs = _validate.positive_int("epochs", epochs if epochs is not None else preset["epochs"])
+    width, depth = _common.sized("width", width, preset), _common.sized("depth", depth, preset)
+    epochs = _common.sized("epochs", epochs, preset)
 
     recipe = get_recipe("classifier").replace(epochs=epochs, early_stopping_patience=None,
                                               learning_rate=1e-2, batch_size=32)

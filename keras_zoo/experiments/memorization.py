@@ -112,15 +112,10 @@ def random_labels(data: str = "digits", *, size: str = "default",
     from keras_zoo.data import load_splits
 
     size = _common.check_size(size)
-    corruptions = tuple(corruptions)
-    if not corruptions:
-        raise ValueError(f"corruptions must name at least one of {list(CORRUPTIONS)}")
-    for c in corruptions:
-        _validate.one_of("corruption", c, CORRUPTIONS)
+    corruptions = _common.choices("corruption", corruptions, CORRUPTIONS)
     fraction = _validate.rate("fraction", fraction)
     preset = _PRESETS[size]
-    width = _validate.positive_int("width", width if width is not None else preset["width"])
-    epochs = _validate.positive_int("epochs", epochs if epochs is not None else preset["epochs"])
+    width, epochs = _common.sized("width", width, preset), _common.sized("epochs", epochs, preset)
 
     # Pinned, not inherited: the figures should not move when the classifier recipe is retuned.
     recipe = get_recipe("classifier").replace(epochs=epochs, early_stopping_patience=None,

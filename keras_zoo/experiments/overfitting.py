@@ -11,7 +11,6 @@ import time
 
 import numpy as np
 
-from keras_zoo import _validate
 from keras_zoo.experiments import _common
 
 # name -> (builder overrides, early stopping?)
@@ -63,16 +62,10 @@ def regularization(data: str = "digits", *, size: str = "default", settings=tupl
     from keras_zoo.data import load_splits
 
     size = _common.check_size(size)
-    settings = tuple(settings)
-    if not settings:
-        raise ValueError(f"settings must name at least one of {list(REGULARIZERS)}")
-    for s in settings:
-        _validate.one_of("setting", s, tuple(REGULARIZERS))
+    settings = _common.choices("setting", settings, REGULARIZERS)
     preset = _PRESETS[size]
-    n_train = _validate.positive_int(
-        "train_examples", train_examples if train_examples is not None else preset["train_examples"])
-    width = _validate.positive_int("width", width if width is not None else preset["width"])
-    epochs = _validate.positive_int("epochs", epochs if epochs is not None else preset["epochs"])
+    n_train = _common.sized("train_examples", train_examples, preset)
+    width, epochs = _common.sized("width", width, preset), _common.sized("epochs", epochs, preset)
 
     # Pinned, not inherited: the table should not move when the classifier recipe is retuned.
     # Early stopping is added below for the settings that use it.

@@ -11,7 +11,7 @@ only), and KerasTuner is imported only when a search starts.
 
 from __future__ import annotations
 
-import importlib
+from keras_zoo._lazy import lazy_names
 
 _API = {
     "tune": "keras_zoo.tuning.search",
@@ -30,13 +30,4 @@ _API = {
 __all__ = sorted(_API)
 
 
-def __getattr__(name: str):
-    if name in _API:
-        value = getattr(importlib.import_module(_API[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'keras_zoo.tuning' has no attribute {name!r}")
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_names(__name__, _API, globals())
