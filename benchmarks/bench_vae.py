@@ -26,14 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras_zoo  # noqa: E402
 from keras_zoo import evaluation  # noqa: E402
 from keras_zoo._io import atomic_write_text  # noqa: E402
+from keras_zoo.cli import _parse_overrides  # noqa: E402  (the CLI's --set KEY=VALUE parsing)
 from keras_zoo.data import load_splits  # noqa: E402
-
-def _value(text):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -47,7 +41,7 @@ def main():
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "vae.json"))
     args = parser.parse_args()
     settings = args.set or []
-    overrides = {k: _value(v) for k, v in (item.split("=", 1) for item in settings)}
+    overrides = _parse_overrides(settings)
     tag = args.data.split(":")[0]
 
     load = os.getloadavg()
