@@ -72,7 +72,9 @@ def main():
         "reconstruction_mse": amortised["reconstruction_mse"],
         "baseline_independent_pixels_nll": baseline["nll"], "baseline": baseline,
         "reduction_vs_baseline": reduction, "reduction_vs_baseline_refined_q": reduction_refined,
+        # The bar holds for the amortised ELBO (`passed`) or only for the refined one: both recorded.
         "bar": "reduction_vs_baseline >= 0.25", "passed": reduction >= 0.25,
+        "passed_with_refined_q": reduction_refined >= 0.25,
         "epochs_run": len(result.history.get("loss", [])), "seconds": round(seconds, 1),
         "command": " ".join(["python benchmarks/bench_vae.py", f"--data {args.data}"]
                             + [f"--set {s}" for s in settings]
