@@ -8,6 +8,17 @@ import shutil
 import tempfile
 
 
+def _default_mode(directory: bool = False) -> int:
+    """The mode `open`/`mkdir` would give a new file (0o666) or directory (0o777) under the umask.
+
+    `tempfile` creates owner-only files and directories (0o600/0o700); what the package publishes
+    should be as readable as anything else the user writes (a model server often runs as another user).
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 def atomic_write_bytes(path: str, data: bytes) -> str:
     """Write `data` to a temporary file beside `path`, fsync it, then rename it over `path`."""
     path = os.fspath(path)
@@ -19,6 +30,7 @@ def atomic_write_bytes(path: str, data: bytes) -> str:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -45,6 +57,7 @@ def atomic_path(path: str, suffix: str = ""):
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -59,6 +72,7 @@ def replace_directory(staged: str, target: str) -> str:
     old tree or the complete new one.
     """
     staged, target = os.fspath(staged), os.fspath(target)
+    os.chmod(staged, _default_mode(directory=True))  # staged with tempfile.mkdtemp: owner-only
     trash = None
     if os.path.exists(target):
         trash = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.old.", dir=os.path.dirname(target))

@@ -43,6 +43,22 @@ def test_overwriting_a_version_replaces_it_whole_and_leaves_no_staging(model, tm
     assert sorted(os.listdir(tmp_path / "mlp_lecture")) == ["3"]
 
 
+def test_published_files_follow_the_umask_not_tempfiles_owner_only_modes(model, tmp_path):
+    """A model server running as another user must be able to read an export and its metadata."""
+    previous = os.umask(0o022)
+    try:
+        path = export_model(model, str(tmp_path), class_names=["a", "b", "c"])
+        model.save(str(tmp_path / "m.keras"))
+        keras_zoo.train("mlp_lecture", "moons", epochs=1, run_dir=str(tmp_path / "run"), verbose=0,
+                        resume=False)
+    finally:
+        os.umask(previous)
+    assert os.stat(path).st_mode & 0o777 == 0o755
+    assert os.stat(os.path.join(path, "assets.extra", "keras_zoo.json")).st_mode & 0o777 == 0o644
+    for name in ("model.keras", "best.keras", "metrics.json", "curves.png"):
+        assert os.stat(tmp_path / "run" / name).st_mode & 0o777 == 0o644, name
+
+
 def test_failed_verification_is_loud_and_publishes_nothing(model, tmp_path, monkeypatch):
     import tensorflow as tf
 
