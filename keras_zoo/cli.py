@@ -45,6 +45,19 @@ def _parse_size(text: str | None):
     return size
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an int >= 1, refused with the value named."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}")
+    return value
+
+
 def _catalog() -> list[dict]:
     """Built-in models from catalog.json, then saved presets (JSON files), all without TensorFlow."""
     from keras_zoo.registry import read_catalog
@@ -271,17 +284,23 @@ def _predictions(target, images):
             x = (x * 255).round().astype("uint8")
         out = {k: v.numpy() for k, v in sig(inputs=x).items()}
         return meta.get("task"), out, meta.get("class_names") or []
+    model, task, class_names, shape = _load_target(target)
+    x = _load_images(images, shape)
+    return task, _model_outputs(model, x), class_names
+
+
+def _load_target(target):
+    """(model, task, class names, input shape) of a `.keras` file, run directory or NAME[:TAG]."""
     if os.path.exists(target):
         from keras_zoo.recipes.training import load_model
 
         model = load_model(target)
-        x = _load_images(images, tuple(model.inputs[0].shape[1:]))
         class_names = []
         meta_path = os.path.join(target, "metrics.json") if os.path.isdir(target) else None
         if meta_path and os.path.exists(meta_path):
             with open(meta_path, encoding="utf-8") as f:
                 class_names = json.load(f).get("class_names") or []
-        return _spec_task(model.name), _model_outputs(model, x), class_names
+        return model, _spec_task(model.name), class_names, tuple(model.inputs[0].shape[1:])
     from keras_zoo import registry, weights
 
     name, _, tag = target.partition(":")
@@ -292,8 +311,7 @@ def _predictions(target, images):
                          f"{', '.join(weights.pretrained_names())})")
     entry = weights.get_entry(name, tag or True)
     model = registry.create_model(name, pretrained=entry["tag"])
-    x = _load_images(images, tuple(entry["input_contract"]["shape"]))
-    return _spec_task(name), _model_outputs(model, x), entry.get("class_names") or []
+    return model, _spec_task(name), entry.get("class_names") or [], tuple(entry["input_contract"]["shape"])
 
 
 # Distinct colours for class ids 0..9 of a predicted mask (the PNG stores the ids as palette indices).
@@ -349,6 +367,23 @@ def cmd_predict(args) -> int:
             _write_png(image, written)
             summary = f"reconstruction mean abs error {float(np.mean(np.abs(image - _load_images([path], image.shape)[0]))):.4f}"
         print(f"{path}\t{written}\t{summary}")
+    return 0
+
+
+# --------------------------------------------------------------------------- sample
+
+
+def cmd_sample(args) -> int:
+    from keras_zoo import evaluation
+
+    model, _, _, _ = _load_target(args.model)
+    if not (hasattr(model, "generate") and hasattr(model, "latent_dim")):
+        print(f"keras-zoo: sample draws images from generative models (VAE, GAN); {args.model!r} "
+              f"is a {type(model).__name__}", file=sys.stderr)
+        return 2
+    images = evaluation.generate_images(model, args.num, seed=args.seed)
+    path = evaluation.save_image_grid(images, args.out, columns=args.columns)
+    print(path)
     return 0
 
 
@@ -475,6 +510,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     from keras_zoo.experiments import list_experiments  # a name table; imports no TensorFlow
+
+    p = sub.add_parser("sample", help="draw images from a VAE or GAN into a PNG grid")
+    p.add_argument("model", help=".keras file, run directory, or NAME[:TAG] with shipped weights (dcgan:digits)")
+    p.add_argument("--num", type=_positive_int, default=64, help="images to draw (default 64)")
+    p.add_argument("--columns", type=_positive_int, default=8, help="images per row of the grid (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latent noise (default 0)")
+    p.add_argument("--out", default="samples.png", help="the PNG to write (default ./samples.png)")
+    p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("experiment", help="run a lecture experiment, print its table, save its plots")
     p.add_argument("name", choices=list_experiments())

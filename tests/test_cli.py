@@ -150,3 +150,20 @@ def test_predict_writes_masks_and_reconstructions_as_pngs(tmp_path):
     recon = Image.open(tmp_path / lines[0].split("\t")[1])
     assert recon.mode == "L" and recon.size == (16, 16)
     assert "mean abs error" in lines[0]
+
+
+def test_sample_writes_a_grid_from_shipped_generators_and_refuses_classifiers(tmp_path):
+    from PIL import Image
+
+    out = run(["sample", "dcgan:digits", "--num", "12", "--columns", "4", "--out", "grid.png"], tmp_path)
+    assert out.stdout.strip() == "grid.png"
+    grid = Image.open(tmp_path / "grid.png")
+    assert grid.mode == "L" and grid.size[0] > grid.size[1]  # 4 columns x 3 rows of 8x8 digits, scaled up
+    pixels = np.asarray(grid, dtype="float32")
+    assert pixels.std() > 10  # digits, not a blank canvas
+    run(["sample", "vae:digits", "--num", "4", "--out", "vae.png"], tmp_path)
+    assert (tmp_path / "vae.png").exists()
+    refused = run(["sample", "cnn_small:digits"], tmp_path, check=False)
+    assert refused.returncode == 2 and "generative models" in refused.stderr
+    bad = run(["sample", "dcgan:digits", "--num", "0"], tmp_path, check=False)
+    assert bad.returncode == 2 and "expected an int >= 1, got '0'" in bad.stderr
