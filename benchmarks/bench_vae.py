@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras_zoo  # noqa: E402
 from keras_zoo import evaluation  # noqa: E402
 from keras_zoo._io import atomic_write_text  # noqa: E402
-from keras_zoo.cli import _parse_overrides  # noqa: E402  (the CLI's --set KEY=VALUE parsing)
+from keras_zoo._validate import assignments  # noqa: E402  (--set KEY=VALUE, as the CLI parses it)
 from keras_zoo.data import load_splits  # noqa: E402
 
 def main():
@@ -41,7 +41,7 @@ def main():
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "vae.json"))
     args = parser.parse_args()
     settings = args.set or []
-    overrides = _parse_overrides(settings)
+    overrides = assignments(settings)
     tag = args.data.split(":")[0]
 
     load = os.getloadavg()

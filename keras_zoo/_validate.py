@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import numbers
 
 
@@ -48,3 +49,18 @@ def one_of(name: str, value, accepted) -> object:
     if value not in accepted:
         raise ValueError(f"{name} must be one of {list(accepted)}, got {value!r}")
     return value
+
+
+def assignments(pairs, flag: str = "--set") -> dict:
+    """``["width=64", "flip=true"]`` -> ``{"width": 64, "flip": True}``: values parse as JSON where
+    they can (numbers, lists, true/false), else stay strings; dashes in keys become underscores."""
+    parsed = {}
+    for pair in pairs or ():
+        key, sep, value = str(pair).partition("=")
+        if not sep or not key:
+            raise ValueError(f"{flag} expects KEY=VALUE, got {pair!r}")
+        try:
+            parsed[key.replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            parsed[key.replace("-", "_")] = value
+    return parsed

@@ -11,23 +11,7 @@ import json
 import os
 import sys
 
-
-def _parse_value(text: str):
-    """`--set width=64` values: JSON where it parses (numbers, lists, true/false), else a string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def _parse_overrides(pairs) -> dict:
-    overrides = {}
-    for pair in pairs or ():
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"keras-zoo: --set expects KEY=VALUE, got {pair!r}")
-        overrides[key.replace("-", "_")] = _parse_value(value)
-    return overrides
+from keras_zoo import _validate
 
 
 def _parse_size(text: str | None):
@@ -47,8 +31,6 @@ def _parse_size(text: str | None):
 
 def _positive_int(text: str) -> int:
     """argparse type: an int >= 1, refused with the value named."""
-    import argparse
-
     try:
         value = int(text)
     except ValueError:
@@ -125,7 +107,7 @@ def cmd_train(args) -> int:
         args.name, args.data, recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, run_dir=out, seed=args.seed, export=not args.no_export,
         data_options=data_options, verbose=1 if sys.stderr.isatty() else 2,
-        **_parse_overrides(args.set))
+        **_validate.assignments(args.set))
     with open(os.path.join(out, "metrics.json"), encoding="utf-8") as f:
         summary = json.load(f)
     print(f"held-out (test split, {result.info.num_examples['test']} examples) after "

@@ -52,6 +52,15 @@ def test_bad_arguments_are_reported_without_a_traceback(tmp_path):
     assert proc.returncode == 2 and "digitz" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_malformed_set_is_named(tmp_path, capsys, monkeypatch):
+    from keras_zoo.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "cnn_small", "--data", "digits", "--set", "width"]) == 2
+    assert "--set expects KEY=VALUE, got 'width'" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # refused before anything was trained or written
+
+
 def _digit_pngs(folder, size=28, per_class=None):
     """The real 8x8 digits, upscaled to size x size grayscale PNGs in class sub-folders."""
     from PIL import Image
