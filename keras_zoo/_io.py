@@ -21,22 +21,12 @@ def _default_mode(directory: bool = False) -> int:
 
 def atomic_write_bytes(path: str, data: bytes) -> str:
     """Write `data` to a temporary file beside `path`, fsync it, then rename it over `path`."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, _default_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    return os.fspath(path)
 
 
 def atomic_write_text(path: str, text: str) -> str:

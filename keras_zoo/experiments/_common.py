@@ -122,6 +122,40 @@ def pyplot():
     return plt
 
 
+def curves_and_accuracy_bars(curves: dict, curve_label: str, curve_title: str, rows: list, row_key: str,
+                             bar_title: str, plot_dir: str, filename: str, chance: float | None = None) -> str:
+    """The experiments' two-panel figure: a loss curve per run (log scale) beside train/test
+    accuracy bars per row (`row_key` names them; a dashed line marks `chance` when given)."""
+    import numpy as np
+
+    plt = pyplot()
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for name, losses in curves.items():
+        ax.plot(range(1, len(losses) + 1), losses, label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(curve_label)
+    ax.set_yscale("log")
+    ax.set_title(curve_title)
+    ax.legend(fontsize=8)
+    pos = np.arange(len(rows))
+    bx.bar(pos - 0.2, [r["train_accuracy"] for r in rows], 0.4, label="train")
+    bx.bar(pos + 0.2, [r["test_accuracy"] for r in rows], 0.4, label="test")
+    if chance is not None:
+        bx.axhline(chance, color="k", ls="--", lw=1, label="chance")
+        bx.set_ylim(0, 1.25)  # head room for the legend above the bars
+        bx.set_yticks(np.linspace(0, 1, 6))
+    else:
+        lo = max(0.0, min(r["test_accuracy"] for r in rows) - 0.1)
+        bx.set_ylim(lo, 1.0 + 0.25 * (1.0 - lo))  # legend room
+    bx.set_xticks(pos)
+    bx.set_xticklabels([r[row_key] for r in rows], rotation=25, ha="right", fontsize=8)
+    bx.set_ylabel("accuracy")
+    bx.set_title(bar_title)
+    bx.legend(fontsize=8, ncol=3 if chance is not None else 2, loc="upper center")
+    fig.tight_layout()
+    return save_figure(fig, plot_dir, filename)
+
+
 def save_figure(fig, plot_dir: str, filename: str, dpi: int = 90) -> str:
     """Write `fig` to ``plot_dir/filename`` atomically and close it; returns the path."""
     path = os.path.join(os.fspath(plot_dir), filename)

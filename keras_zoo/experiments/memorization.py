@@ -181,26 +181,6 @@ def random_labels(data: str = "digits", *, size: str = "default",
 
 
 def _plot(curves, rows, chance, plot_dir) -> str:
-    plt = _common.pyplot()
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
-    for name, losses in curves.items():
-        ax.plot(range(1, len(losses) + 1), losses, label=name)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss")
-    ax.set_yscale("log")
-    ax.set_title("training loss (cf. Zhang et al. 2017, fig. 1a)")
-    ax.legend(fontsize=8)
-    names = [r["corruption"] for r in rows]
-    pos = np.arange(len(rows))
-    bx.bar(pos - 0.2, [r["train_accuracy"] for r in rows], 0.4, label="train")
-    bx.bar(pos + 0.2, [r["test_accuracy"] for r in rows], 0.4, label="test")
-    bx.axhline(chance, color="k", ls="--", lw=1, label="chance")
-    bx.set_xticks(pos)
-    bx.set_xticklabels(names, rotation=25, ha="right", fontsize=8)
-    bx.set_ylim(0, 1.25)  # head room for the legend above the bars
-    bx.set_yticks(np.linspace(0, 1, 6))
-    bx.set_ylabel("accuracy")
-    bx.set_title("memorised, not generalised")
-    bx.legend(fontsize=8, ncol=3, loc="upper center")
-    fig.tight_layout()
-    return _common.save_figure(fig, plot_dir, "random_labels.png")
+    return _common.curves_and_accuracy_bars(
+        curves, "training loss", "training loss (cf. Zhang et al. 2017, fig. 1a)", rows, "corruption",
+        "memorised, not generalised", plot_dir, "random_labels.png", chance=chance)

@@ -148,24 +148,6 @@ def regularization(data: str = "digits", *, size: str = "default", settings=tupl
 
 
 def _plot(val_curves, rows, plot_dir) -> str:
-    plt = _common.pyplot()
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 3.8))
-    for name, losses in val_curves.items():
-        ax.plot(range(1, len(losses) + 1), losses, label=name)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation cross-entropy")
-    ax.set_yscale("log")
-    ax.set_title("validation cross-entropy: overfitting shows as a rise")
-    ax.legend(fontsize=8)
-    pos = np.arange(len(rows))
-    bx.bar(pos - 0.2, [r["train_accuracy"] for r in rows], 0.4, label="train")
-    bx.bar(pos + 0.2, [r["test_accuracy"] for r in rows], 0.4, label="test")
-    bx.set_xticks(pos)
-    bx.set_xticklabels([r["setting"] for r in rows], rotation=25, ha="right", fontsize=8)
-    lo = min(r["test_accuracy"] for r in rows)
-    bx.set_ylim(max(0.0, lo - 0.1), 1.0 + 0.25 * (1.0 - max(0.0, lo - 0.1)))  # legend room
-    bx.set_ylabel("accuracy")
-    bx.set_title("train vs test accuracy")
-    bx.legend(fontsize=8, ncol=2, loc="upper center")
-    fig.tight_layout()
-    return _common.save_figure(fig, plot_dir, "regularization.png")
+    return _common.curves_and_accuracy_bars(
+        val_curves, "validation cross-entropy", "validation cross-entropy: overfitting shows as a rise",
+        rows, "setting", "train vs test accuracy", plot_dir, "regularization.png")
