@@ -37,6 +37,8 @@ class GAN(CustomStepModel):
         seed: seed of the noise drawn in `train_step`.
     """
 
+    LOGS: tuple = ()  # the names a subclass's steps log, each a running mean over the epoch
+
     def __init__(self, generator, discriminator, seed=None, **kwargs):
         inputs = keras.Input(shape=tuple(discriminator.inputs[0].shape[1:]), name="inputs")
         super().__init__(inputs, discriminator(inputs), **kwargs)
@@ -45,6 +47,16 @@ class GAN(CustomStepModel):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.d_optimizer = None
+        # === Metric trackers ===
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.LOGS}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def _log(self, **values):
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
 
     @property
     def latent_dim(self) -> int:
@@ -118,16 +130,10 @@ class DCGAN(GAN):
     probability the discriminator gives real and generated images).
     """
 
+    LOGS = ("loss", "g_loss", "d_real", "d_fake")
+
     def __init__(self, generator, discriminator, seed=None, **kwargs):
         super().__init__(generator, discriminator, seed=seed, **kwargs)
-        self.d_loss_tracker = keras.metrics.Mean(name="loss")
-        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-        self.d_real_tracker = keras.metrics.Mean(name="d_real")
-        self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
-
-    @property
-    def metrics(self):
-        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
 
     @staticmethod
     def _bce(target: float, logits):
@@ -144,10 +150,9 @@ class DCGAN(GAN):
         return d_loss, real_logits, fake_logits
 
     def _record(self, d_loss, g_loss, real_logits, fake_logits):
-        self.d_loss_tracker.update_state(d_loss)
-        self.g_loss_tracker.update_state(g_loss)
-        self.d_real_tracker.update_state(ops.mean(ops.sigmoid(ops.cast(real_logits, "float32"))))
-        self.d_fake_tracker.update_state(ops.mean(ops.sigmoid(ops.cast(fake_logits, "float32"))))
+        self._log(loss=d_loss, g_loss=g_loss,
+                  d_real=ops.mean(ops.sigmoid(ops.cast(real_logits, "float32"))),
+                  d_fake=ops.mean(ops.sigmoid(ops.cast(fake_logits, "float32"))))
 
     def train_step(self, data):
         real, _ = self._unpack(data)
@@ -181,18 +186,12 @@ class WGANGP(GAN):
         gp_weight: weight of the gradient penalty (10 in the paper).
     """
 
+    LOGS = ("loss", "g_loss", "wasserstein", "gradient_penalty")
+
     def __init__(self, generator, discriminator, critic_steps=5, gp_weight=10.0, seed=None, **kwargs):
         super().__init__(generator, discriminator, seed=seed, **kwargs)
         self.critic_steps = _validate.positive_int("critic_steps", critic_steps)
         self.gp_weight = _validate.non_negative("gp_weight", gp_weight)
-        self.c_loss_tracker = keras.metrics.Mean(name="loss")
-        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-        self.distance_tracker = keras.metrics.Mean(name="wasserstein")
-        self.gp_tracker = keras.metrics.Mean(name="gradient_penalty")
-
-    @property
-    def metrics(self):
-        return [self.c_loss_tracker, self.g_loss_tracker, self.distance_tracker, self.gp_tracker]
 
     def gradient_penalty(self, real, fake):
         """Mean of (||grad_x D(x)|| - 1)^2 at random points between real and generated images."""
@@ -238,10 +237,7 @@ class WGANGP(GAN):
         return self._results()
 
     def _record(self, c_loss, g_loss, distance, penalty):
-        self.c_loss_tracker.update_state(c_loss)
-        self.g_loss_tracker.update_state(g_loss)
-        self.distance_tracker.update_state(distance)
-        self.gp_tracker.update_state(penalty)
+        self._log(loss=c_loss, g_loss=g_loss, wasserstein=distance, gradient_penalty=penalty)
 
     def get_config(self):
         return {**super().get_config(), "critic_steps": self.critic_steps, "gp_weight": self.gp_weight}
