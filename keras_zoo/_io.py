@@ -4,19 +4,41 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
-import tempfile
 
 
-def _default_mode(directory: bool = False) -> int:
-    """The mode `open`/`mkdir` would give a new file (0o666) or directory (0o777) under the umask.
+def _sibling(folder: str, prefix: str, suffix: str) -> str:
+    """An unused hidden name in `folder` for a temporary file or directory."""
+    return os.path.join(folder, f"{prefix}{secrets.token_hex(8)}{suffix}")
 
-    `tempfile` creates owner-only files and directories (0o600/0o700); what the package publishes
-    should be as readable as anything else the user writes (a model server often runs as another user).
+
+def _new_file(folder: str, prefix: str, suffix: str) -> str:
+    """Create an empty temporary file in `folder` as `open()` would: mode 0o666 less the umask.
+
+    (`tempfile.mkstemp` makes owner-only files; what the package publishes should be as readable
+    as anything else the user writes, since a model server often runs as another user.)
     """
-    umask = os.umask(0)
-    os.umask(umask)
-    return (0o777 if directory else 0o666) & ~umask
+    while True:
+        path = _sibling(folder, prefix, suffix)
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return path
+        except FileExistsError:
+            continue
+
+
+def staging_dir(parent: str, prefix: str) -> str:
+    """Create a temporary directory in `parent` as `mkdir` would (0o777 less the umask), to fill
+    and then publish with `replace_directory`."""
+    os.makedirs(parent, exist_ok=True)
+    while True:
+        path = _sibling(parent, prefix, "")
+        try:
+            os.mkdir(path, 0o777)
+            return path
+        except FileExistsError:
+            continue
 
 
 def atomic_write_bytes(path: str, data: bytes) -> str:
@@ -43,11 +65,9 @@ def atomic_path(path: str, suffix: str = ""):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=suffix or ".tmp", dir=folder)
-    os.close(fd)
+    tmp = _new_file(folder, f".{os.path.basename(path)}.", suffix or ".tmp")
     try:
         yield tmp
-        os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -62,11 +82,9 @@ def replace_directory(staged: str, target: str) -> str:
     old tree or the complete new one.
     """
     staged, target = os.fspath(staged), os.fspath(target)
-    os.chmod(staged, _default_mode(directory=True))  # staged with tempfile.mkdtemp: owner-only
     trash = None
     if os.path.exists(target):
-        trash = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.old.", dir=os.path.dirname(target))
-        os.rmdir(trash)
+        trash = _sibling(os.path.dirname(target), f".{os.path.basename(target)}.old.", "")
         os.replace(target, trash)
     try:
         os.replace(staged, target)

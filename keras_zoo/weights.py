@@ -20,7 +20,6 @@ Rebuild an entry with ``python -m keras_zoo.weights build NAME [--tag TAG]``.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -162,12 +161,9 @@ def _is_url(source: str) -> bool:
 
 def _download(url: str, target: str, sha256: str, timeout: float) -> None:
     """Stream `url` into a temporary file beside `target`, hashing as it goes; rename on a match."""
-    folder = os.path.dirname(target)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".part", dir=folder)
-    try:
+    with atomic_path(target, suffix=".part") as tmp:
         digest, received = hashlib.sha256(), 0
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             expected_length = response.headers.get("Content-Length")
             for block in iter(lambda: response.read(1 << 20), b""):
                 digest.update(block)
@@ -181,11 +177,6 @@ def _download(url: str, target: str, sha256: str, timeout: float) -> None:
         if digest.hexdigest() != sha256:
             raise WeightIntegrityError(f"download of {url} has sha256 {digest.hexdigest()}, expected "
                                        f"{sha256}; nothing was kept")
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def fetch(source: str, sha256: str, *, cache: str | None = None, timeout: float = 60.0) -> str:

@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 
 import numpy as np
 
-from keras_zoo._io import atomic_write_text, replace_directory
+from keras_zoo._io import atomic_write_text, replace_directory, staging_dir
 
 METADATA_FILE = os.path.join("assets.extra", "keras_zoo.json")
 CLASS_NAMES_FILE = os.path.join("assets", "class_names.txt")
@@ -133,7 +132,7 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
     for sig_name, (fn, input_signature) in endpoints.items():
         archive.add_endpoint(name=sig_name, fn=fn, input_signature=input_signature)
 
-    staged = tempfile.mkdtemp(prefix=f".{version}.staging.", dir=model_dir)
+    staged = staging_dir(model_dir, f".{version}.staging.")
     try:
         archive.write_out(staged, verbose=False)
         _verify(staged, endpoints, atol, input_shape)
