@@ -105,17 +105,24 @@ def model_arguments(spec, info, recipe: Recipe, model_overrides: dict) -> dict:
     return arguments
 
 
+def build_for_data(spec, info, recipe: Recipe, model_overrides: dict):
+    """`create_model(spec.name)` fitted to the data (see `model_arguments`; `info=None`: the
+    registered defaults) under the recipe's precision policy, which is restored afterwards."""
+    arguments = model_arguments(spec, info, recipe, model_overrides) if info is not None else model_overrides
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(recipe.precision)
+    try:
+        return registry.create_model(spec.name, **arguments)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def _build(model_or_name, spec, recipe: Recipe, info, model_overrides: dict):
     if not isinstance(model_or_name, str):
         if model_overrides:
             raise ValueError(f"model overrides {sorted(model_overrides)} need a model name, not a built model")
         return model_or_name
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(recipe.precision)
-    try:
-        return registry.create_model(model_or_name, **model_arguments(spec, info, recipe, model_overrides))
-    finally:
-        keras.config.set_dtype_policy(previous)
+    return build_for_data(spec, info, recipe, model_overrides)
 
 
 def train(model_or_name, data, recipe=None, *, epochs: int | None = None,

@@ -15,7 +15,7 @@ import keras_tuner as kt
 
 from keras_zoo import registry
 from keras_zoo.recipes import get_recipe
-from keras_zoo.recipes.training import model_arguments
+from keras_zoo.recipes.training import build_for_data
 from keras_zoo.tuning import space as space_module
 
 
@@ -97,16 +97,9 @@ class ZooHyperModel(kt.HyperModel):
     def build(self, hp):
         overrides, recipe = self.configuration(hp)
         info = self._info()
-        if info is not None:
-            overrides = model_arguments(self.spec, info, recipe, overrides)
         # Same seed for every trial: configurations differ by their hyperparameters, not their luck.
         keras.utils.set_random_seed(self.seed)
-        previous = keras.config.dtype_policy()
-        keras.config.set_dtype_policy(recipe.precision)
-        try:
-            model = registry.create_model(self.spec.name, **overrides)
-        finally:
-            keras.config.set_dtype_policy(previous)
+        model = build_for_data(self.spec, info, recipe, overrides)
         steps = recipe.steps_per_epoch(info.num_examples["train"]) if info is not None else 1
         recipe.compile(model, steps_per_epoch=steps)
         return model
