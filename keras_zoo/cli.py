@@ -248,7 +248,8 @@ def _spec_task(name):
 
 
 def _predictions(target, images):
-    """(task, outputs dict, class names) of `target` (export, .keras/run directory, NAME[:TAG])."""
+    """(task, outputs dict, class names, inputs) of `target` (export, .keras/run directory,
+    NAME[:TAG]); the inputs are the images as float32 in [0, 1] at the model's size."""
     is_export = os.path.isdir(target) and (
         os.path.exists(os.path.join(target, "saved_model.pb"))
         or any(d.isdigit() for d in os.listdir(target)))
@@ -262,13 +263,12 @@ def _predictions(target, images):
         if None in shape:  # a signature that takes any height and width: the model's own input size
             shape = tuple(meta.get("input_shape") or ()) or shape
         x = _load_images(images, shape)
-        if spec.dtype.name == "uint8":
-            x = (x * 255).round().astype("uint8")
-        out = {k: v.numpy() for k, v in sig(inputs=x).items()}
-        return meta.get("task"), out, meta.get("class_names") or []
+        served = (x * 255).round().astype("uint8") if spec.dtype.name == "uint8" else x
+        out = {k: v.numpy() for k, v in sig(inputs=served).items()}
+        return meta.get("task"), out, meta.get("class_names") or [], x
     model, task, class_names, shape = _load_target(target)
     x = _load_images(images, shape)
-    return task, _model_outputs(model, x), class_names
+    return task, _model_outputs(model, x), class_names, x
 
 
 def _load_target(target):
@@ -320,7 +320,7 @@ def _write_png(array, path, palette=False):
 def cmd_predict(args) -> int:
     import numpy as np
 
-    task, out, class_names = _predictions(args.model, args.images)
+    task, out, class_names, inputs = _predictions(args.model, args.images)
     first = next(iter(out.values()))
     if task == "classification" or (task is None and first.ndim == 2):
         probs = out.get("probabilities", first)
@@ -347,7 +347,7 @@ def cmd_predict(args) -> int:
         else:
             image = out.get("reconstruction", first)[i]
             _write_png(image, written)
-            summary = f"reconstruction mean abs error {float(np.mean(np.abs(image - _load_images([path], image.shape)[0]))):.4f}"
+            summary = f"reconstruction mean abs error {float(np.mean(np.abs(image - inputs[i]))):.4f}"
         print(f"{path}\t{written}\t{summary}")
     return 0
 
