@@ -132,9 +132,6 @@ class DCGAN(GAN):
 
     LOGS = ("loss", "g_loss", "d_real", "d_fake")
 
-    def __init__(self, generator, discriminator, seed=None, **kwargs):
-        super().__init__(generator, discriminator, seed=seed, **kwargs)
-
     @staticmethod
     def _bce(target: float, logits):
         logits = ops.cast(logits, "float32")
