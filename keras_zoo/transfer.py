@@ -28,7 +28,7 @@ import os
 import keras
 import numpy as np
 
-from keras_zoo import registry, weights
+from keras_zoo import _validate, registry, weights
 from keras_zoo._io import atomic_path, atomic_write_text
 
 log = logging.getLogger("keras_zoo")
@@ -266,11 +266,9 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
     from keras_zoo.recipes.training import train
 
     unfreeze = _check_unfreeze(unfreeze)
-    for arg, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{arg} must be an int >= 1, got {value!r}")
-    if isinstance(fine_tune_epochs, bool) or not isinstance(fine_tune_epochs, int) or fine_tune_epochs < 0:
-        raise ValueError(f"fine_tune_epochs must be an int >= 0, got {fine_tune_epochs!r}")
+    epochs = _validate.positive_int("epochs", epochs)
+    batch_size = _validate.positive_int("batch_size", batch_size)
+    fine_tune_epochs = _validate.positive_int("fine_tune_epochs", fine_tune_epochs, minimum=0)
     fine_tune_learning_rate = fine_tune_learning_rate or learning_rate / 10.0
 
     base, label, contract, task = _load_base(name_or_model, pretrained)
