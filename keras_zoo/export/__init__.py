@@ -15,6 +15,7 @@ import shutil
 
 import numpy as np
 
+from keras_zoo import _validate
 from keras_zoo._io import atomic_write_text, replace_directory, staging_dir
 
 METADATA_FILE = os.path.join("assets.extra", "keras_zoo.json")
@@ -103,8 +104,8 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
 
     from keras_zoo.export.signatures import SIGNATURES, TASK_DEFAULT
 
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
-        raise ValueError(f"version must be an int >= 1, got {version!r}")
+    if version is not None:
+        version = _validate.positive_int("version", version)
     chosen = signatures is not None
     task, extra = _task_and_signatures(model, task, signatures)
     serving = serving or TASK_DEFAULT[task]

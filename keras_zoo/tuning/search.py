@@ -24,7 +24,7 @@ import os
 import re
 import sys
 
-from keras_zoo import registry
+from keras_zoo import _validate, registry
 from keras_zoo._io import atomic_write_text
 from keras_zoo.recipes import get_recipe
 from keras_zoo.tuning import presets as presets_module
@@ -353,14 +353,11 @@ def tune(name: str, data, tuner: str = "random", max_trials: int = 10, objective
     """
     if tuner not in TUNERS:
         raise ValueError(f"unknown tuner {tuner!r}; accepted: {list(TUNERS)}")
-    if isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1:
-        raise ValueError(f"max_trials must be an int >= 1, got {max_trials!r}")
+    max_trials = _validate.positive_int("max_trials", max_trials)
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
         raise ValueError(f"epochs must be an int >= 1 or None, got {epochs!r}")
-    if isinstance(max_consecutive_failed_trials, bool) or not isinstance(max_consecutive_failed_trials, int) \
-            or max_consecutive_failed_trials < 1:
-        raise ValueError("max_consecutive_failed_trials must be an int >= 1, got "
-                         f"{max_consecutive_failed_trials!r}")
+    max_consecutive_failed_trials = _validate.positive_int("max_consecutive_failed_trials",
+                                                           max_consecutive_failed_trials)
     spec = registry.get_spec(name)
     base_recipe = get_recipe(recipe if recipe is not None else spec.recipe)
     params = space_module.search_space(name, base_recipe, space)
