@@ -163,14 +163,3 @@ def save_figure(fig, plot_dir: str, filename: str, dpi: int = 90) -> str:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
     pyplot().close(fig)
     return path
-
-
-def arrays(dataset):
-    """A batched ``(x, y)`` tf.data pipeline gathered into two numpy arrays (small sets only)."""
-    import numpy as np
-
-    xs, ys = [], []
-    for x, y in dataset.as_numpy_iterator():
-        xs.append(x)
-        ys.append(y)
-    return np.concatenate(xs), np.concatenate(ys)

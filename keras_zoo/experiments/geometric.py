@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from keras_zoo import _validate
+from keras_zoo.evaluation import to_numpy
 from keras_zoo.experiments import _common
 
 DATASETS = ("moons", "spirals")
@@ -88,8 +89,8 @@ def geometric_view(data: str = "spirals", *, size: str = "default", width: int |
                                               learning_rate=1e-2, batch_size=32)
     splits = load_splits(f"{data}:count={preset['count']}", batch_size=recipe.batch_size,
                          validation_fraction=0.0, test_fraction=0.25, seed=seed)
-    x_train, y_train = _common.arrays(splits.train)
-    x_test, y_test = _common.arrays(splits.test)
+    x_train, y_train = to_numpy(splits.train, labels=True)
+    x_test, y_test = to_numpy(splits.test, labels=True)
 
     keras.utils.set_random_seed(seed)
     model = create_model("mlp_lecture", input_shape=(2,), num_classes=splits.info.num_classes,

@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from keras_zoo import _validate
+from keras_zoo.evaluation import to_numpy
 from keras_zoo.experiments import _common
 
 CORRUPTIONS = ("true labels", "partially corrupted labels", "random labels", "shuffled pixels",
@@ -125,8 +126,8 @@ def random_labels(data: str = "digits", *, size: str = "default",
     info = base.info
     if info.num_classes is None:
         raise ValueError(f"data {data!r} has no class labels; random_labels needs a labelled set")
-    x_train, y_train = _common.arrays(base.train)
-    x_test, y_test = _common.arrays(base.test)
+    x_train, y_train = to_numpy(base.train, labels=True)
+    x_test, y_test = to_numpy(base.test, labels=True)
     if preset["limit"]:
         x_train, y_train = x_train[:preset["limit"]], y_train[:preset["limit"]]
     chance = 1.0 / info.num_classes

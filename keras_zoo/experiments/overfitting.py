@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from keras_zoo.evaluation import to_numpy
 from keras_zoo.experiments import _common
 
 # name -> (builder overrides, early stopping?)
@@ -74,13 +75,13 @@ def regularization(data: str = "digits", *, size: str = "default", settings=tupl
     base = load_splits(data, batch_size=recipe.batch_size, validation_fraction=0.2,
                        test_fraction=0.3, seed=seed)
     info = base.info
-    x_pool, y_pool = _common.arrays(base.train)
+    x_pool, y_pool = to_numpy(base.train, labels=True)
     if n_train > len(x_pool):
         raise ValueError(f"train_examples={n_train} exceeds the {len(x_pool)} training examples "
                          f"of {info.name!r}")
     x_train, y_train = x_pool[:n_train], y_pool[:n_train]
-    x_val, y_val = _common.arrays(base.validation)
-    x_test, y_test = _common.arrays(base.test)
+    x_val, y_val = to_numpy(base.validation, labels=True)
+    x_test, y_test = to_numpy(base.test, labels=True)
     train = load_splits((x_train, y_train), batch_size=recipe.batch_size, validation_fraction=0.0,
                         test_fraction=0.0, seed=seed).train
 

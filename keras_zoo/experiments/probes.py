@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 from keras_zoo import _validate
+from keras_zoo.evaluation import to_numpy
 from keras_zoo.experiments import _common
 
 # Registry names, in the lecture's order.
@@ -124,8 +125,8 @@ def representations(data: str = "digits", *, size: str = "default", models=ENCOD
     info = splits.info
     if not info.num_classes:
         raise ValueError(f"data {data!r} has no labels; the linear probes need them")
-    x_train, y_train = _common.arrays(splits.train)
-    x_test, y_test = _common.arrays(splits.test)
+    x_train, y_train = to_numpy(splits.train, labels=True)
+    x_test, y_test = to_numpy(splits.test, labels=True)
     if preset["probe_limit"]:
         x_train, y_train = x_train[:preset["probe_limit"]], y_train[:preset["probe_limit"]]
     view_a, view_b = _views(x_test, seed)
