@@ -57,6 +57,25 @@ def serving_input(signature, image_shape=(), batch: int = 3, seed: int = 1):
     return np.random.default_rng(seed).uniform(size=shape).astype("float32")
 
 
+def assert_close(actual, expected, rel: float = 1e-3, what: str = "outputs"):
+    """Assert two float arrays agree to `rel` of the expected values' scale (their largest magnitude).
+
+    Two computations of one float32 network (a Keras model and its export, a model and its reload)
+    may sum in different orders, and the order depends on the CPU's vector width (AVX2 against
+    AVX-512): deep nets then differ by a few float32 ulps per layer, tens of ulps of the output's
+    scale at the end. A tolerance tied to the scale holds on any CPU; a wrong export (other weights,
+    a missing normalisation, another head) is off by a large fraction of the scale and still fails.
+    """
+    actual = np.asarray(actual, dtype="float64")
+    expected = np.asarray(expected, dtype="float64")
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+    tolerance = rel * max(scale, np.finfo(np.float32).tiny)
+    worst = float(np.max(np.abs(actual - expected))) if expected.size else 0.0
+    assert worst <= tolerance, (
+        f"{what} differ by up to {worst:.3g}, more than {rel:g} of their scale {scale:.3g}")
+
+
 def outputs(model, x):
     """Deterministic (inference-mode) outputs as a list of numpy arrays."""
     out = model(x, training=False)

@@ -14,9 +14,21 @@ from keras_zoo import registry
 from keras_zoo.export.signatures import TASK_DEFAULT
 from keras_zoo.recipes import get_recipe
 
-from generic import fixed_batch, outputs, serving_input
+from generic import assert_close, fixed_batch, outputs, serving_input
 
 ALL = keras_zoo.list_models()
+
+
+def test_assert_close_holds_float_noise_and_fails_a_wrong_output():
+    rng = np.random.default_rng(0)
+    expected = rng.dirichlet(np.ones(10), size=300).astype("float32")
+    assert_close(expected + 3.5e-5 * rng.standard_normal(expected.shape), expected)  # reassociation
+    wrong = expected.copy()
+    wrong[0] = wrong[0][::-1]  # one example's probabilities permuted: a wrong head or input order
+    with pytest.raises(AssertionError, match="differ by up to"):
+        assert_close(wrong, expected)
+    with pytest.raises(AssertionError, match="shape"):
+        assert_close(expected[:5], expected)
 
 
 def test_registry_is_not_empty():
@@ -79,7 +91,7 @@ def test_keras_file_round_trip_gives_equal_outputs(trained, tmp_path):
     model.save(path)
     reloaded = keras.saving.load_model(path)  # safe mode stays on
     for a, b in zip(outputs(model, x), outputs(reloaded, x)):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+        assert_close(b, a, what=f"{name} reloaded outputs")
     assert reloaded.optimizer.iterations.numpy() == model.optimizer.iterations.numpy() == 5
 
 
@@ -101,4 +113,4 @@ def test_export_round_trip_gives_equal_outputs(trained, tmp_path):
     expected = fn(x)
     assert set(served) == set(expected)
     for key in expected:
-        np.testing.assert_allclose(np.asarray(served[key]), np.asarray(expected[key]), rtol=1e-4, atol=1e-5)
+        assert_close(served[key], expected[key], what=f"{name} export's {key!r}")
