@@ -32,7 +32,7 @@ def steps_per_second(model_name, shape, precision, jit, steps, batch):
         model = keras_zoo.create_model(model_name, input_shape=shape)
     finally:
         keras.config.set_dtype_policy("float32")
-    recipe = get_recipe(keras_zoo.registry.get_spec(model_name).recipe)
+    recipe = get_recipe(keras_zoo.get_spec(model_name).recipe)
     recipe.compile(model)
     model.jit_compile = jit
     rng = np.random.default_rng(0)

@@ -9,25 +9,25 @@ from __future__ import annotations
 import os
 
 from keras_zoo._lazy import lazy_names
+from keras_zoo._version import __version__  # noqa: F401
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__version__ = "0.1.0"
-
 _API = {
-    "create_model": "keras_zoo.registry",
-    "list_models": "keras_zoo.registry",
-    "model_info": "keras_zoo.registry",
+    "create_model": "keras_zoo.factory",
+    "list_models": "keras_zoo.factory",
+    "model_info": "keras_zoo.factory",
+    "get_spec": "keras_zoo.factory",
     "register_model": "keras_zoo.registry",
     "ModelSpec": "keras_zoo.registry",
     "Recipe": "keras_zoo.recipes",
     "get_recipe": "keras_zoo.recipes",
     "list_recipes": "keras_zoo.recipes",
     "register_recipe": "keras_zoo.recipes",
-    "train": "keras_zoo.recipes.training",
-    "evaluate": "keras_zoo.recipes.training",
-    "TrainResult": "keras_zoo.recipes.training",
+    "train": "keras_zoo.training",
+    "evaluate": "keras_zoo.training",
+    "TrainResult": "keras_zoo.training",
     "load_dataset": "keras_zoo.data",
     "load_splits": "keras_zoo.data",
     "tune": "keras_zoo.tuning.search",

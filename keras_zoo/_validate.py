@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import numbers
 
@@ -64,3 +65,17 @@ def assignments(pairs, flag: str = "--set") -> dict:
         except json.JSONDecodeError:
             parsed[key.replace("-", "_")] = value
     return parsed
+
+
+def unknown_name(kind: str, name, known, see: str = "") -> KeyError:
+    """A `KeyError` for an unknown registry name that suggests the closest known ones."""
+    close = difflib.get_close_matches(str(name), list(known), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+    return KeyError(f"unknown {kind} {name!r}{hint}{f' ({see})' if see else ''}")
+
+
+def json_tuples(value):
+    """JSON lists turned back into tuples, recursively (builders take tuples for per-stage settings)."""
+    if isinstance(value, list):
+        return tuple(json_tuples(v) for v in value)
+    return value

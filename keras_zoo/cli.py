@@ -42,12 +42,22 @@ def _positive_int(text: str) -> int:
 
 def _catalog() -> list[dict]:
     """Built-in models from catalog.json, then saved presets (JSON files), all without TensorFlow."""
-    from keras_zoo.registry import read_catalog
-    from keras_zoo.tuning import presets
+    from keras_zoo import presets
+    from keras_zoo.factory import read_catalog
 
     entries = read_catalog()
     builtin = {e["name"] for e in entries}
     return entries + [presets.catalog_entry(r) for r in presets.read_presets() if r["name"] not in builtin]
+
+
+def _data_options(args) -> dict:
+    """`load_splits` options given on the command line (`--image-size`, `--color-mode`)."""
+    options = {}
+    if getattr(args, "image_size", None):
+        options["image_size"] = _parse_size(args.image_size)
+    if getattr(args, "color_mode", None):
+        options["color_mode"] = args.color_mode
+    return options
 
 
 def _fmt_params(n: int) -> str:
@@ -97,19 +107,13 @@ def cmd_train(args) -> int:
     import keras_zoo
 
     out = args.out or os.path.join("runs", f"{args.name}-{os.path.basename(os.path.normpath(args.data))}")
-    data_options = {}
-    if args.image_size:
-        data_options["image_size"] = _parse_size(args.image_size)
-    if args.color_mode:
-        data_options["color_mode"] = args.color_mode
     print(f"training {args.name} on {args.data}; run directory {out}", file=sys.stderr)
     result = keras_zoo.train(
         args.name, args.data, recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, run_dir=out, seed=args.seed, export=not args.no_export,
-        data_options=data_options, verbose=1 if sys.stderr.isatty() else 2,
+        data_options=_data_options(args), verbose=1 if sys.stderr.isatty() else 2,
         **_validate.assignments(args.set))
-    with open(os.path.join(out, "metrics.json"), encoding="utf-8") as f:
-        summary = json.load(f)
+    summary = result.summary
     print(f"held-out (test split, {result.info.num_examples['test']} examples) after "
           f"{summary['epochs_run']} epochs in {summary['train_seconds']:.1f} s:")
     for key, value in result.metrics.items():
@@ -123,16 +127,15 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     import keras_zoo
 
-    data_options = {"image_size": _parse_size(args.image_size)} if args.image_size else {}
     metrics = keras_zoo.evaluate(args.model, args.data, split=args.split, seed=args.seed,
-                                 data_options=data_options)
+                                 data_options=_data_options(args))
     print(json.dumps(metrics, indent=2))
     return 0
 
 
 def cmd_export(args) -> int:
     import keras_zoo
-    from keras_zoo.recipes.training import load_model
+    from keras_zoo.training import load_model
 
     model = load_model(args.model)
     class_names = None
@@ -154,11 +157,6 @@ def cmd_finetune(args) -> int:
     import keras_zoo
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    data_options = {}
-    if args.image_size:
-        data_options["image_size"] = _parse_size(args.image_size)
-    if args.color_mode:
-        data_options["color_mode"] = args.color_mode
     base = args.name if not args.tag else f"{args.name}:{args.tag}"
     out = args.out or os.path.join(
         "runs", f"{base.replace(':', '-')}-{os.path.basename(os.path.normpath(args.data))}-finetune")
@@ -166,7 +164,7 @@ def cmd_finetune(args) -> int:
     result = keras_zoo.finetune(
         base, args.data, epochs=args.epochs, fine_tune_epochs=args.fine_tune_epochs,
         unfreeze=args.unfreeze, learning_rate=args.learning_rate, batch_size=args.batch_size,
-        seed=args.seed, run_dir=out, export=not args.no_export, data_options=data_options,
+        seed=args.seed, run_dir=out, export=not args.no_export, data_options=_data_options(args),
         verbose=1 if sys.stderr.isatty() else 2)
     print(f"fine-tuned {result.base} on {len(result.class_names)} classes {result.class_names}")
     for phase in result.phases:
@@ -185,17 +183,12 @@ def cmd_finetune(args) -> int:
 def cmd_tune(args) -> int:
     import keras_zoo
 
-    data_options = {}
-    if args.image_size:
-        data_options["image_size"] = _parse_size(args.image_size)
-    if args.color_mode:
-        data_options["color_mode"] = args.color_mode
     try:
         result = keras_zoo.tune(
             args.name, args.data, tuner=args.tuner, max_trials=args.max_trials,
             objective=args.objective, directory=args.out, epochs=args.epochs, seed=args.seed,
             recipe=args.recipe, save_preset=args.save_preset, overwrite=args.overwrite,
-            data_options=data_options, verbose=2 if args.verbose else 1)
+            data_options=_data_options(args), verbose=2 if args.verbose else 1)
     except KeyboardInterrupt:
         print("keras-zoo: tuning interrupted; run the same command again to resume", file=sys.stderr)
         return 130
@@ -228,21 +221,11 @@ def _load_images(paths, shape):
     return np.stack(batch)
 
 
-def _model_outputs(model, x):
-    """A Keras model's inference outputs as a dict of numpy arrays (one output: "outputs")."""
-    import numpy as np
-
-    out = model(x, training=False)
-    if isinstance(out, dict):
-        return {k: np.asarray(v) for k, v in out.items()}
-    return {"outputs": np.asarray(out)}
-
-
 def _spec_task(name):
-    from keras_zoo import registry
+    from keras_zoo import factory
 
     try:
-        return registry.get_spec(name).task
+        return factory.get_spec(name).task
     except KeyError:
         return None
 
@@ -268,13 +251,15 @@ def _predictions(target, images):
         return meta.get("task"), out, meta.get("class_names") or [], x
     model, task, class_names, shape = _load_target(target)
     x = _load_images(images, shape)
-    return task, _model_outputs(model, x), class_names, x
+    from keras_zoo.evaluation import model_outputs
+
+    return task, model_outputs(model, x), class_names, x
 
 
 def _load_target(target):
     """(model, task, class names, input shape) of a `.keras` file, run directory or NAME[:TAG]."""
     if os.path.exists(target):
-        from keras_zoo.recipes.training import load_model
+        from keras_zoo.training import load_model
 
         model = load_model(target)
         class_names = []
@@ -283,16 +268,16 @@ def _load_target(target):
             with open(meta_path, encoding="utf-8") as f:
                 class_names = json.load(f).get("class_names") or []
         return model, _spec_task(model.name), class_names, tuple(model.inputs[0].shape[1:])
-    from keras_zoo import registry, weights
+    from keras_zoo import factory, weights
 
     name, _, tag = target.partition(":")
-    registry.get_spec(name)  # an unknown name raises with suggestions
+    factory.get_spec(name)  # an unknown name raises with suggestions
     if name not in weights.pretrained_names():
         raise SystemExit(f"keras-zoo: {name!r} is a registered model without shipped weights; pass a run "
                          "directory, a .keras file or an export directory (models with weights: "
                          f"{', '.join(weights.pretrained_names())})")
     entry = weights.get_entry(name, tag or True)
-    model = registry.create_model(name, pretrained=entry["tag"])
+    model = factory.create_model(name, pretrained=entry["tag"])
     return model, _spec_task(name), entry.get("class_names") or [], tuple(entry["input_contract"]["shape"])
 
 

@@ -60,6 +60,17 @@ def to_numpy(data, labels: bool = False):
     return (x, np.concatenate(ys, axis=0)) if labels else x
 
 
+def model_outputs(model, x) -> dict:
+    """A Keras model's inference outputs (``training=False``) as a dict of numpy arrays: a dict
+    output keeps its keys, a single output is ``"outputs"``, a list's items ``"outputs_0"``, ...."""
+    out = model(x, training=False)
+    if isinstance(out, dict):
+        return {k: np.asarray(v) for k, v in out.items()}
+    if isinstance(out, (list, tuple)):
+        return {f"outputs_{i}": np.asarray(v) for i, v in enumerate(out)}
+    return {"outputs": np.asarray(out)}
+
+
 def _batches(n: int, batch_size: int):
     for start in range(0, n, batch_size):
         yield slice(start, min(n, start + batch_size))

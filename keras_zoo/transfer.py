@@ -28,7 +28,7 @@ import os
 import keras
 import numpy as np
 
-from keras_zoo import _validate, registry, weights
+from keras_zoo import _validate, factory, weights
 from keras_zoo._io import atomic_path, atomic_write_text
 
 log = logging.getLogger("keras_zoo")
@@ -74,7 +74,7 @@ def _load_base(name_or_model, pretrained):
     if isinstance(name_or_model, keras.Model):
         model = name_or_model
         try:
-            task = registry.get_spec(model.name).task
+            task = factory.get_spec(model.name).task
         except KeyError:
             # Unregistered: per-pixel outputs from a "logits" layer mean a segmentation model.
             per_pixel = len(model.outputs[0].shape) == 4 and "logits" in {l.name for l in model.layers}
@@ -91,8 +91,8 @@ def _load_base(name_or_model, pretrained):
     if pretrained is False or pretrained is None:
         raise ValueError("finetune starts from pretrained weights (pretrained=True or a tag); to train "
                          f"{name!r} from scratch use keras_zoo.train({name!r}, data)")
-    spec = registry.get_spec(name)
-    model, entry = weights._load_entry(name, pretrained)
+    spec = factory.get_spec(name)
+    model, entry = weights.load_entry(name, pretrained)
     return model, f"{name}:{entry['tag']}", entry["input_contract"], spec.task
 
 
@@ -263,7 +263,7 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
     from keras_zoo.data import Splits, load_splits
     from keras_zoo.models import layers as zoo_layers
     from keras_zoo.recipes import Recipe
-    from keras_zoo.recipes.training import train
+    from keras_zoo.training import train
 
     unfreeze = _check_unfreeze(unfreeze)
     epochs = _validate.positive_int("epochs", epochs)

@@ -12,28 +12,24 @@ URL) need their sha256: downloads go through a temporary file into the cache
 (``$KERAS_ZOO_HOME``, default ``~/.keras/keras_zoo``) and are renamed into place only when the hash
 matches.
 
-This module imports Keras only inside the functions that load or train, so the registry (and the
-CLI's ``list``) can ask it which models have weights without importing TensorFlow.
+This module imports Keras only inside the functions that load, so the factory (and the CLI's
+``list``) can ask it which models have weights without importing TensorFlow.
 
-Rebuild an entry with ``python -m keras_zoo.weights build NAME [--tag TAG]``.
+The checkpoints are built by `keras_zoo.pretrain` (``python -m keras_zoo.pretrain build NAME --tag TAG``).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
 import hashlib
 import json
 import logging
 import os
 import re
-import sys
-import tempfile
 import urllib.parse
 import urllib.request
 import zipfile
 
-from keras_zoo._io import atomic_path, atomic_write_text
+from keras_zoo._io import atomic_path
 
 log = logging.getLogger("keras_zoo")
 
@@ -62,6 +58,11 @@ def store_dir() -> str:
     for folder in _STORE_CANDIDATES:
         if os.path.exists(os.path.join(folder, MANIFEST)):
             return folder
+    return _STORE_CANDIDATES[-1]
+
+
+def source_store_dir() -> str:
+    """The repository's own ``saved_models/`` (where `keras_zoo.pretrain` writes new checkpoints)."""
     return _STORE_CANDIDATES[-1]
 
 
@@ -252,15 +253,17 @@ def check_archive_is_safe(path: str) -> None:
 
 
 def load_keras_archive(path: str):
-    """`keras.saving.load_model` in safe mode, uncompiled, with the package's custom objects known."""
+    """`keras.saving.load_model` in safe mode, uncompiled, with the package's custom objects known.
+
+    The one loader of every `.keras` file the package opens: the archive is checked first
+    (`check_archive_is_safe`), then loaded with Keras's safe mode on.
+    """
     import keras
 
-    from keras_zoo import registry
+    import keras_zoo.models  # noqa: F401  (custom layers register themselves when their family is imported)
+    import keras_zoo.recipes.objectives  # noqa: F401  (custom losses/metrics)
 
     check_archive_is_safe(path)
-    registry._load_families()  # custom layers register themselves when their family is imported
-    from keras_zoo.recipes import objectives  # noqa: F401  (custom losses/metrics)
-
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except ValueError as err:
@@ -269,11 +272,17 @@ def load_keras_archive(path: str):
         raise
 
 
-def _is_path_or_url(value) -> bool:
+def is_path_or_url(value) -> bool:
+    """Whether a `pretrained=` value names a file or URL rather than a shipped tag."""
     if isinstance(value, os.PathLike):
         return True
     text = str(value)
     return _is_url(text) or "://" in text or os.sep in text or text.endswith((".keras", ".h5"))
+
+
+def holds_weights_only(source) -> bool:
+    """A ``.weights.h5`` file holds weights without the architecture (built from the registry)."""
+    return urllib.parse.urlparse(os.fspath(source)).path.endswith(".weights.h5")
 
 
 def load_pretrained(name: str, tag=True, store: str | None = None):
@@ -283,334 +292,47 @@ def load_pretrained(name: str, tag=True, store: str | None = None):
         >>> model = load_pretrained("cnn_small")            # the default tag
         >>> model = load_pretrained("cnn_small", "digits")  # a named one
     """
-    return _load_entry(name, tag, store)[0]
+    return load_entry(name, tag, store)[0]
 
 
-def _load_entry(name: str, tag=True, store: str | None = None):
+def load_entry(name: str, tag=True, store: str | None = None):
+    """``(model, manifest entry)`` of a shipped checkpoint, its sha256 re-checked."""
     store = store or store_dir()
     entry = get_entry(name, tag, store)
     path = verify(os.path.join(store, entry["file"]), entry["sha256"], entry.get("size_bytes"))
     if entry.get("format", "keras") == "weights.h5":
+        import keras_zoo.models  # noqa: F401  (registers the built-in families)
         from keras_zoo import registry
 
-        model = registry.create_model(name, input_shape=entry["input_contract"]["shape"],
-                                      num_classes=entry.get("num_classes"), **entry.get("overrides", {}))
+        model = registry.build_model(registry.builtin_spec(name), entry["input_contract"]["shape"],
+                                     entry.get("num_classes"), **entry.get("overrides", {}))
         model.load_weights(path)
     else:
         model = load_keras_archive(path)
     return model, entry
 
 
-def load_weights_from(source: str, sha256: str, name: str | None = None, *, input_shape=None,
-                      num_classes=None, cache: str | None = None, **overrides):
-    """A model from a `.keras` archive (or `.weights.h5` file) at a path or http(s) URL.
+def load_weights_into(model, source: str, sha256: str, *, cache: str | None = None):
+    """Load a ``.weights.h5`` file from a path or http(s) URL (sha256 checked) into a built `model`."""
+    model.load_weights(fetch(source, sha256, cache=cache))
+    return model
+
+
+def load_weights_from(source: str, sha256: str, name: str | None = None, *, cache: str | None = None):
+    """A model from a `.keras` archive at a path or http(s) URL.
 
     Args:
         source: path or URL of the file.
         sha256: its published sha256 (required; a mismatch raises `WeightIntegrityError`).
-        name: registry name; needed for ``.weights.h5`` (the architecture is rebuilt from the
-            registry with `input_shape`, `num_classes` and `overrides`), checked against a
-            ``.keras`` archive's model name.
-    """
-    path = fetch(source, sha256, cache=cache)
-    if path.endswith(".weights.h5"):
-        if name is None:
-            raise ValueError(f"{source!r} holds weights only: pass the registry name of its architecture")
-        from keras_zoo import registry
+        name: when given, checked against the archive's model name.
 
-        model = registry.create_model(name, input_shape=input_shape, num_classes=num_classes, **overrides)
-        model.load_weights(path)
-        return model
-    model = load_keras_archive(path)
+    A ``.weights.h5`` file holds no architecture: build the model and use `load_weights_into`, or
+    ``create_model(name, pretrained=source, sha256=...)``, which does both.
+    """
+    if holds_weights_only(source):
+        raise ValueError(f"{source!r} holds weights only: use create_model(NAME, pretrained={source!r}, "
+                         "sha256=...) to build its architecture from the registry")
+    model = load_keras_archive(fetch(source, sha256, cache=cache))
     if name is not None and model.name != name:
         raise ValueError(f"{source!r} holds a model named {model.name!r}, not {name!r}")
     return model
-
-
-def create_pretrained(name: str, pretrained=True, *, sha256: str | None = None, input_shape=None,
-                      num_classes=None, **overrides):
-    """`create_model(name, pretrained=...)`: a shipped tag, or a path/URL with its sha256."""
-    from keras_zoo import registry
-
-    spec = registry.get_spec(name)
-    if isinstance(pretrained, (str, os.PathLike)) and _is_path_or_url(pretrained):
-        if sha256 is None:
-            raise ValueError(f"weights from {os.fspath(pretrained)!r} need sha256= (the hash they were "
-                             "published with)")
-        return load_weights_from(os.fspath(pretrained), sha256, name, input_shape=input_shape,
-                                 num_classes=num_classes, **overrides)
-    if pretrained is not True and not isinstance(pretrained, str):
-        raise ValueError(f"pretrained must be True, a tag, a path or an http(s) URL, got {pretrained!r}")
-    entry = get_entry(name, pretrained)
-    contract = tuple(entry["input_contract"]["shape"])
-    label = f"{name}:{entry['tag']}"
-    if input_shape is not None and tuple(input_shape) != contract:
-        raise ValueError(f"{label} was trained on inputs of shape {contract}, not {tuple(input_shape)}; "
-                         f"use keras_zoo.finetune({name!r}, data) to adapt it to other inputs")
-    if num_classes is not None and spec.accepts_num_classes and num_classes != entry.get("num_classes"):
-        raise ValueError(f"{label} predicts {entry.get('num_classes')} classes, not {num_classes}; "
-                         f"use keras_zoo.finetune({name!r}, data) to train a head for new classes")
-    recorded = entry.get("overrides", {})
-    changed = {k: v for k, v in overrides.items() if recorded.get(k, spec.defaults.get(k)) != v}
-    if changed:
-        raise ValueError(f"{label} was trained with {recorded or 'the default arguments'}; the overrides "
-                         f"{changed} would change its architecture")
-    model, _ = _load_entry(name, entry["tag"])
-    return model
-
-
-# --------------------------------------------------------------------------- building entries
-
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    """How one shipped checkpoint is trained: data, recipe changes and builder arguments."""
-
-    name: str
-    tag: str
-    data: str
-    description: str
-    classes: tuple | None = None        # keep only these labels (and renumber them 0..k-1)
-    data_options: dict = dataclasses.field(default_factory=dict)
-    recipe_changes: dict = dataclasses.field(default_factory=dict)
-    overrides: dict = dataclasses.field(default_factory=dict)
-    default: bool = False
-    seed: int = 0
-
-
-PLANS: dict[tuple, Plan] = {}
-
-
-def add_plan(plan: Plan) -> Plan:
-    key = (plan.name, plan.tag)
-    if key in PLANS:
-        raise ValueError(f"a plan for {plan.name}:{plan.tag} already exists")
-    PLANS[key] = plan
-    return plan
-
-
-# Classifiers. `digits-0to4` never sees the digits 5-9, so fine-tuning it on them measures transfer.
-add_plan(Plan("cnn_small", "digits-0to4", "digits", "8x8 digits 0-4 only (sklearn), 10% val / 20% test",
-              classes=(0, 1, 2, 3, 4), recipe_changes={"epochs": 60, "early_stopping_patience": 12}))
-add_plan(Plan("cnn_small", "digits", "digits", "8x8 digits 0-9 (sklearn), 10% val / 20% test",
-              recipe_changes={"epochs": 60, "early_stopping_patience": 12}, default=True))
-# `shapes-3` sees circles, squares and triangles only; crosses and ellipses are left for fine-tuning.
-add_plan(Plan("cnn_small", "shapes-3", "shapes:classes=5,count=3000,size=16",
-              "16x16 RGB shapes: circles, squares and triangles only (3 of the 5 kinds), 10% val / 20% test",
-              classes=(0, 1, 2), recipe_changes={"epochs": 40, "early_stopping_patience": 8}))
-# `shapes-2` sees circles and squares only; triangles, crosses and ellipses are left for fine-tuning.
-add_plan(Plan("cnn_small", "shapes-2", "shapes:classes=5,count=3000,size=16",
-              "16x16 RGB shapes: circles and squares only (2 of the 5 kinds), 10% val / 20% test",
-              classes=(0, 1), recipe_changes={"epochs": 40, "early_stopping_patience": 8}))
-add_plan(Plan("mlp_lecture", "digits-0to4", "digits", "8x8 digits 0-4 only (sklearn), 10% val / 20% test",
-              classes=(0, 1, 2, 3, 4), recipe_changes={"epochs": 80, "early_stopping_patience": 15}))
-add_plan(Plan("mlp_lecture", "digits", "digits", "8x8 digits 0-9 (sklearn), 10% val / 20% test",
-              recipe_changes={"epochs": 80, "early_stopping_patience": 15}, default=True))
-
-# Generative and self-supervised families on the same digits (SimCLR never reads the labels), each
-# trained by its recipe as registered: the checkpoints are the models the benchmarks measure.
-add_plan(Plan("vae", "digits", "digits", "8x8 digits 0-9 (sklearn), 10% val / 20% test", default=True))
-add_plan(Plan("dcgan", "digits", "digits", "8x8 digits 0-9 (sklearn), 10% val / 20% test", default=True))
-add_plan(Plan("simclr", "digits", "digits", "8x8 digits 0-9 images, labels unused (sklearn), 10% val / 20% test",
-              default=True))
-# ResNet, autoencoder and U-Net families. `unet:shapes-2` segments circles and squares only, so
-# fine-tuning it on the other kinds' masks gives it new classes.
-add_plan(Plan("resnet20", "digits", "digits", "8x8 digits 0-9 (sklearn), 10% val / 20% test",
-              recipe_changes={"epochs": 30}, default=True))
-add_plan(Plan("conv_autoencoder", "digits", "digits", "8x8 digits 0-9 (sklearn), 10% val / 20% test",
-              recipe_changes={"epochs": 60}, default=True))
-add_plan(Plan("unet", "shapes-2", "shapes:classes=2,count=1500,size=16",
-              "16x16 RGB shapes with masks: circles and squares only (background, circle, square), "
-              "10% val / 20% test", recipe_changes={"epochs": 30}, default=True))
-
-
-def _plan_data(plan: Plan):
-    """The data source of a plan: a built-in name, or arrays when only some classes are kept."""
-    if plan.classes is None:
-        return plan.data, None
-    from keras_zoo.data import load_splits
-
-    import numpy as np
-
-    full = load_splits(plan.data, batch_size=4096, cache=False, seed=plan.seed, validation_fraction=0.0,
-                       test_fraction=0.0, **plan.data_options)
-    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in full.train])
-    x, y = np.concatenate(xs), np.concatenate(ys)
-    keep = np.isin(y, plan.classes)
-    remap = {c: i for i, c in enumerate(plan.classes)}
-    y = np.array([remap[int(v)] for v in y[keep]], dtype="int32")
-    names = [full.info.class_names[c] for c in plan.classes]
-    return (x[keep], y), names
-
-
-def _without_training_state(model, probe):
-    """A copy of `model` without optimizer state: a third of the size, the same outputs on `probe`.
-
-    (`keras.models.clone_model` would compile the copy like the original, optimizer included.) Where
-    the copy cannot be made or does not reproduce the model exactly (a model whose call samples,
-    say), the trained model itself is returned and its optimizer state ships with it.
-    """
-    import numpy as np
-
-    try:
-        clone = model.__class__.from_config(model.get_config())
-        clone.set_weights(model.get_weights())
-        clone.name = model.name
-        same = all(np.allclose(np.asarray(a), np.asarray(b), atol=1e-6) for a, b in zip(
-            keras_outputs(clone, probe), keras_outputs(model, probe)))
-    except Exception as err:  # noqa: BLE001  (any failure means: keep the original)
-        log.info("keeping the optimizer state of %s: %s", model.name, err)
-        return model
-    return clone if same else model
-
-
-def keras_outputs(model, x) -> list:
-    out = model(x, training=False)
-    if isinstance(out, dict):
-        return [out[k] for k in sorted(out)]
-    return list(out) if isinstance(out, (list, tuple)) else [out]
-
-
-def build(name: str, tag: str | None = None, *, store: str | None = None, verbose=2) -> dict:
-    """Train one shipped checkpoint with its plan, write it into the store and update the manifest.
-
-    Returns the manifest entry. The command it records reproduces it.
-    """
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
-    from keras_zoo import registry
-    from keras_zoo.recipes import get_recipe
-    from keras_zoo.recipes.training import train
-
-    plans = [p for p in PLANS.values() if p.name == name and (tag is None or p.tag == tag)]
-    if not plans:
-        known = sorted(f"{p.name}:{p.tag}" for p in PLANS.values())
-        raise KeyError(f"no build plan for {name}{':' + tag if tag else ''}; plans: {known}")
-    if tag is None and len(plans) > 1:
-        plans = [p for p in plans if p.default] or plans[:1]
-    plan = plans[0]
-    store = store or _STORE_CANDIDATES[-1]
-    spec = registry.get_spec(name)
-
-    data, class_names = _plan_data(plan)
-    with tempfile.TemporaryDirectory(prefix=f"build-{name}-") as run_dir:
-        recipe = get_recipe(spec.recipe).replace(**plan.recipe_changes)
-        result = train(name, data, recipe=recipe, seed=plan.seed, run_dir=run_dir, export=False,
-                       resume=False, data_options=plan.data_options if plan.classes is None else None,
-                       verbose=verbose, **plan.overrides)
-        with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as f:
-            summary = json.load(f)
-    probe = np.random.default_rng(0).uniform(size=(4, *result.info.input_shape)).astype("float32")
-    model = _without_training_state(result.model, probe)
-
-    filename = f"{name}-{plan.tag}.keras"
-    path = os.path.join(store, filename)
-    with atomic_path(path, suffix=".keras") as tmp:
-        model.save(tmp)
-    info = result.info
-    command = f"python -m keras_zoo.weights build {name} --tag {plan.tag}"
-    entry = {
-        "name": name,
-        "tag": plan.tag,
-        "default": plan.default,
-        "file": filename,
-        "format": "keras",
-        "optimizer_state_included": model is result.model,
-        "family": spec.family,
-        "task": spec.task,
-        "dataset": {
-            "source": plan.data,
-            "description": plan.description,
-            "classes": list(plan.classes) if plan.classes is not None else None,
-            "split": {"seed": plan.seed, "num_examples": info.num_examples,
-                      "held_out": "test"},
-        },
-        "metrics": {"split": "test", **{k: round(v, 5) for k, v in result.metrics.items()}},
-        "recipe": summary["recipe"],
-        "overrides": plan.overrides,
-        "epochs_run": summary["epochs_run"],
-        "train_seconds": summary["train_seconds"],
-        "num_classes": info.num_classes if spec.accepts_num_classes else None,
-        "class_names": list(class_names or info.class_names or []),
-        "input_contract": {
-            "shape": list(info.input_shape),
-            "dtype": "float32",
-            "value_range": list(getattr(info, "value_range", None) or (0.0, 1.0)),
-            "layout": "channels_last",
-            "normalization_inside_model": False,
-            "note": "inputs are pixel values divided by 255; the uint8 serving export does this itself",
-        },
-        "parameters": int(model.count_params()),
-        "size_bytes": os.path.getsize(path),
-        "sha256": sha256_of(path),
-        "keras_version": keras.__version__,
-        "tensorflow_version": tf.__version__,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": command,
-    }
-    manifest = read_manifest(store)
-    manifest["entries"] = [e for e in manifest["entries"] if (e["name"], e["tag"]) != (name, plan.tag)]
-    manifest["entries"].append(entry)
-    manifest["entries"].sort(key=lambda e: (e["name"], e["tag"]))
-    atomic_write_text(os.path.join(store, MANIFEST), json.dumps(manifest, indent=1) + "\n")
-    return entry
-
-
-def markdown_table(store: str | None = None) -> str:
-    """The README's pretrained table: one row per shipped checkpoint, with the command that made it."""
-    lines = ["| model:tag | trained on | input | held-out metric | size | reproduce |",
-             "|---|---|---|---|---|---|"]
-    for e in entries(store=store):
-        metrics = ", ".join(f"{k} {v:.4g}" for k, v in e["metrics"].items() if k != "split")
-        default = " (default)" if e.get("default") else ""
-        shape = "x".join(map(str, e["input_contract"]["shape"]))
-        lines.append(f"| `{e['name']}:{e['tag']}`{default} | {e['dataset']['description']} | {shape} | "
-                     f"{metrics} | {e['size_bytes'] / 1024:.0f} KB | `{e['command']}` |")
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def _main(argv=None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m keras_zoo.weights",
-                                     description="Inspect, verify or rebuild the shipped checkpoints.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="shipped checkpoints and their held-out metrics")
-    sub.add_parser("verify", help="re-hash every shipped checkpoint")
-    sub.add_parser("table", help="the README's markdown table of shipped checkpoints")
-    p = sub.add_parser("build", help="train a checkpoint with its plan and add it to saved_models/")
-    p.add_argument("name")
-    p.add_argument("--tag")
-    p.add_argument("--store", help="target folder (default: the repository's saved_models/)")
-    args = parser.parse_args(argv)
-    if args.command == "list":
-        for e in entries():
-            metric = ", ".join(f"{k} {v}" for k, v in e["metrics"].items() if k != "split")
-            print(f"{e['name']}:{e['tag']}\t{e['dataset']['source']}\t{metric}\t{e['size_bytes']} B")
-        return 0
-    if args.command == "table":
-        print(markdown_table())
-        return 0
-    if args.command == "verify":
-        failed = 0
-        for e in entries():
-            try:
-                verify(os.path.join(store_dir(), e["file"]), e["sha256"], e.get("size_bytes"))
-                print(f"ok      {e['file']}")
-            except (WeightIntegrityError, FileNotFoundError) as err:
-                failed += 1
-                print(f"FAILED  {e['file']}: {err}")
-        return 1 if failed else 0
-    logging.basicConfig(level=logging.INFO)
-    entry = build(args.name, args.tag, store=args.store)
-    print(json.dumps({k: entry[k] for k in ("name", "tag", "file", "metrics", "size_bytes", "sha256")}, indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main())

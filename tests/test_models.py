@@ -10,7 +10,7 @@ import pytest
 
 import keras
 import keras_zoo
-from keras_zoo import registry
+from keras_zoo import factory
 from keras_zoo.export.signatures import TASK_DEFAULT
 from keras_zoo.recipes import get_recipe
 
@@ -37,7 +37,7 @@ def test_registry_is_not_empty():
 
 @pytest.mark.parametrize("name", ALL)
 def test_builds_at_default_shape_and_runs_forward(name):
-    spec = registry.get_spec(name)
+    spec = factory.get_spec(name)
     keras.utils.set_random_seed(0)
     model = keras_zoo.create_model(name)
     assert model.name == name
@@ -53,7 +53,7 @@ def test_builds_at_default_shape_and_runs_forward(name):
 
 @pytest.mark.parametrize("name", ALL)
 def test_spec_is_consistent(name):
-    spec = registry.get_spec(name)
+    spec = factory.get_spec(name)
     assert spec.recipe in keras_zoo.list_recipes()
     assert spec.task in TASK_DEFAULT
     assert spec.description, f"{name} needs a docstring or description"
@@ -67,7 +67,7 @@ def trained(request):
     training steps on a fixed batch, so the round trips below start from non-trivial weights,
     optimizer state and batch-norm statistics. Built once per model for the tests that use it."""
     name = request.param
-    spec = registry.get_spec(name)
+    spec = factory.get_spec(name)
     shape = spec.small_input_shape()
     keras.utils.set_random_seed(0)
     model = keras_zoo.create_model(name, input_shape=shape)
@@ -97,7 +97,7 @@ def test_keras_file_round_trip_gives_equal_outputs(trained, tmp_path):
 
 def test_export_round_trip_gives_equal_outputs(trained, tmp_path):
     name, model, _, _, _ = trained
-    spec = registry.get_spec(name)
+    spec = factory.get_spec(name)
     shape = spec.small_input_shape()
     path = keras_zoo.export_model(model, str(tmp_path))
     loaded, metadata = keras_zoo.load_export(path)

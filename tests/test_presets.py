@@ -12,8 +12,8 @@ import keras
 import pytest
 
 import keras_zoo
-from keras_zoo import cli, registry
-from keras_zoo.tuning import presets
+from keras_zoo import cli, factory
+from keras_zoo import presets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -49,8 +49,12 @@ def test_create_model_rebuilds_a_preset_with_its_overrides(home):
     assert "digits_mlp" in keras_zoo.list_models()
     assert "digits_mlp" in keras_zoo.list_models("digits*", family="mlp", task="classification")
     assert "digits_mlp" not in keras_zoo.list_models(presets=False)
-    spec = registry.get_spec("digits_mlp")
-    assert spec.base == "mlp_lecture" and spec.recipe == "preset:digits_mlp"
+    spec = factory.get_spec("digits_mlp")
+    assert spec.base == "mlp_lecture" and spec.recipe_name == "preset:digits_mlp"
+    # The preset's spec carries its own recipe: the base recipe with the tuned changes.
+    assert spec.recipe == keras_zoo.get_recipe("classifier").replace(
+        name="preset:digits_mlp", description=spec.recipe.description, learning_rate=0.005, batch_size=32)
+    assert "preset:digits_mlp" not in keras_zoo.list_recipes()  # nothing written into the recipe table
     assert spec.defaults["width"] == 48 and spec.input_shape == (2,) and spec.num_classes == 2
 
     keras.backend.clear_session()
@@ -104,7 +108,7 @@ def test_names_that_clash_or_break_are_refused_or_skipped(home, caplog):
         _save(recipe_changes={"epochs": 3})
     # A file named like a built-in model never shadows it.
     _save(name="cnn_small")
-    assert registry.get_spec("cnn_small").base is None
+    assert factory.get_spec("cnn_small").base is None
     assert keras_zoo.list_models().count("cnn_small") == 1
     # A broken file is skipped with a warning, not fatal.
     (home / "presets" / "broken.json").write_text("{not json")
@@ -115,4 +119,4 @@ def test_names_that_clash_or_break_are_refused_or_skipped(home, caplog):
         keras_zoo.create_model("bad_base")
     presets.delete_preset("bad_base")
     with pytest.raises(KeyError, match="unknown model 'bad_base'"):
-        registry.get_spec("bad_base")
+        factory.get_spec("bad_base")

@@ -14,7 +14,7 @@ import keras_tuner as kt
 import pytest
 
 import keras_zoo
-from keras_zoo import registry
+from keras_zoo import factory
 from keras_zoo.recipes import get_recipe
 from keras_zoo.registry import Choice, Float, Int
 from keras_zoo.tuning import search_space
@@ -30,7 +30,7 @@ MOONS = "moons:count=200"
 
 @pytest.mark.parametrize("name", ALL)
 def test_every_model_declares_a_search_space_with_registry_defaults(name):
-    spec = registry.get_spec(name)
+    spec = factory.get_spec(name)
     assert spec.search_space, f"{name} declares no search_space (architecture knobs to tune)"
     params = search_space(name)
     recipe = get_recipe(spec.recipe)
@@ -58,7 +58,7 @@ def test_the_trial_at_defaults_is_create_model_and_the_recipe(name):
     assert built.get_config() == expected.get_config()
     assert built.count_params() == expected.count_params()
     _, recipe = hypermodel.configuration(hp)
-    assert recipe == get_recipe(registry.get_spec(name).recipe)
+    assert recipe == get_recipe(factory.get_spec(name).recipe)
 
 
 def test_space_changes_replace_add_and_remove_knobs():

@@ -52,7 +52,7 @@ def test_manifest_entries_are_complete_and_their_files_verify():
         contract = e["input_contract"]
         assert contract["dtype"] == "float32" and len(contract["value_range"]) == 2
         assert "normalization_inside_model" in contract
-        assert e["command"].startswith("python -m keras_zoo.weights build ")
+        assert e["command"].startswith("python -m keras_zoo.pretrain build ")
         assert e["metrics"]["split"] == "test" and len(e["metrics"]) > 1
         path = os.path.join(weights.store_dir(), e["file"])
         weights.verify(path, e["sha256"], e["size_bytes"])

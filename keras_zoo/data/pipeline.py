@@ -8,6 +8,8 @@ gives the same split membership, the same first-epoch order and the same augment
 
 from __future__ import annotations
 
+import dataclasses
+import numbers
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -26,7 +28,7 @@ _COLOR_MODES = (None, "grayscale", "rgb")
 
 def load_splits(source, *, targets="label", batch_size=64, image_size=None, color_mode=None,
                 validation_fraction=0.1, test_fraction=0.2, seed=0, augment=(), corruption=None,
-                cache=True, data_dir=None, options=None) -> Splits:
+                cache=True, data_dir=None, options=None, classes=None) -> Splits:
     """Load `source` as train/validation/test pipelines of float32 inputs in [0, 1].
 
     Args:
@@ -50,6 +52,10 @@ def load_splits(source, *, targets="label", batch_size=64, image_size=None, colo
             does not cache.
         data_dir: TFDS data directory.
         options: source options (override those in the source string), e.g. {"count": 500}.
+        classes: keep only these classes (ids or class names, targets="label"), renumbered 0..k-1
+            in the order given; `info.class_names` names them. Split membership is the full
+            source's (stratified by class), so the kept classes' test examples are the same ones the
+            full source holds out. Counting the kept examples reads each split once.
 
     Returns:
         `Splits(train, validation, test, info)`.
@@ -70,8 +76,11 @@ def load_splits(source, *, targets="label", batch_size=64, image_size=None, colo
     info = DatasetInfo(name=raw.name, input_shape=tuple(raw.input_shape), num_classes=raw.num_classes,
                        class_names=tuple(raw.class_names), num_examples=dict(raw.num_examples),
                        targets=targets, value_range=tuple(raw.value_range), levels=raw.levels)
+    sources = dict(raw.datasets)
+    if classes is not None:
+        sources, info = _keep_classes(sources, info, classes)
     datasets = {
-        split: _finish(raw.datasets[split], split, raw.num_examples[split], request, batch_size,
+        split: _finish(sources[split], split, info.num_examples[split], request, batch_size,
                        layers if split == "train" else [], corruption, cache)
         for split in SPLITS
     }
@@ -83,6 +92,42 @@ def load_dataset(source, split="train", **kwargs) -> tf.data.Dataset:
     if split not in SPLITS:
         raise ValueError(f"Unknown split {split!r}; choose one of {SPLITS}.")
     return getattr(load_splits(source, **kwargs), split)
+
+
+def _keep_classes(datasets: dict, info: DatasetInfo, classes):
+    """Each split filtered to `classes` (ids or names) with labels renumbered 0..k-1, and its info."""
+    if info.targets != "label" or not info.num_classes:
+        raise ValueError(f"classes= selects labelled examples; source {info.name!r} with "
+                         f"targets={info.targets!r} has no class labels.")
+    names = list(info.class_names)
+    if isinstance(classes, (str, int)):
+        classes = (classes,)
+    ids = []
+    for c in classes:
+        if isinstance(c, str) and c in names:
+            ids.append(names.index(c))
+        elif isinstance(c, numbers.Integral) and not isinstance(c, bool) and 0 <= c < info.num_classes:
+            ids.append(int(c))
+        else:
+            raise ValueError(f"classes= names {c!r}, which is not a class of {info.name!r}; accepted: ids "
+                             f"0..{info.num_classes - 1} or names {names}.")
+    if len(set(ids)) != len(ids) or len(ids) < 2:
+        raise ValueError(f"classes= must name at least 2 distinct classes; got {list(classes)!r}.")
+    table = [-1] * info.num_classes
+    for new, old in enumerate(ids):
+        table[old] = new
+    lookup = tf.constant(table, tf.int32)
+
+    def relabel(example):
+        return {**example, "y": tf.gather(lookup, tf.cast(example["y"], tf.int32))}
+
+    kept, counts = {}, {}
+    for split, ds in datasets.items():
+        kept[split] = ds.map(relabel, num_parallel_calls=_AUTOTUNE).filter(lambda ex: ex["y"] >= 0)
+        counts[split] = int(kept[split].map(lambda ex: ex["y"]).reduce(0, lambda n, _: n + 1))
+    info = dataclasses.replace(info, num_classes=len(ids), class_names=tuple(names[i] for i in ids),
+                               num_examples=counts)
+    return kept, info
 
 
 def _validate(targets, batch_size, image_size, color_mode, validation_fraction, test_fraction, seed,

@@ -33,6 +33,15 @@ def sized(name: str, value, preset: dict) -> int:
     return _validate.positive_int(name, value if value is not None else preset[name])
 
 
+def pinned_classifier_recipe(epochs: int, batch_size: int):
+    """The classifier recipe with the experiments' own values pinned (Adam at 2e-3, no early
+    stopping): their figures should not move when the registered classifier recipe is retuned."""
+    from keras_zoo.recipes import get_recipe
+
+    return get_recipe("classifier").replace(epochs=epochs, early_stopping_patience=None,
+                                            learning_rate=2e-3, batch_size=batch_size)
+
+
 def _format(value) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"

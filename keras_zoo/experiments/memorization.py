@@ -109,7 +109,7 @@ def random_labels(data: str = "digits", *, size: str = "default",
     """
     import keras
 
-    from keras_zoo import create_model, get_recipe
+    from keras_zoo import create_model
     from keras_zoo.data import load_splits
 
     size = _common.check_size(size)
@@ -118,9 +118,7 @@ def random_labels(data: str = "digits", *, size: str = "default",
     preset = _PRESETS[size]
     width, epochs = _common.sized("width", width, preset), _common.sized("epochs", epochs, preset)
 
-    # Pinned, not inherited: the figures should not move when the classifier recipe is retuned.
-    recipe = get_recipe("classifier").replace(epochs=epochs, early_stopping_patience=None,
-                                              learning_rate=2e-3, batch_size=64)
+    recipe = _common.pinned_classifier_recipe(epochs, batch_size=64)
     base = load_splits(data, batch_size=recipe.batch_size, validation_fraction=0.0,
                        test_fraction=0.2, seed=seed)
     info = base.info

@@ -59,7 +59,7 @@ def regularization(data: str = "digits", *, size: str = "default", settings=tupl
     """
     import keras
 
-    from keras_zoo import create_model, get_recipe
+    from keras_zoo import create_model
     from keras_zoo.data import load_splits
 
     size = _common.check_size(size)
@@ -68,10 +68,8 @@ def regularization(data: str = "digits", *, size: str = "default", settings=tupl
     n_train = _common.sized("train_examples", train_examples, preset)
     width, epochs = _common.sized("width", width, preset), _common.sized("epochs", epochs, preset)
 
-    # Pinned, not inherited: the table should not move when the classifier recipe is retuned.
     # Early stopping is added below for the settings that use it.
-    recipe = get_recipe("classifier").replace(epochs=epochs, early_stopping_patience=None,
-                                              learning_rate=2e-3, batch_size=32)
+    recipe = _common.pinned_classifier_recipe(epochs, batch_size=32)
     base = load_splits(data, batch_size=recipe.batch_size, validation_fraction=0.2,
                        test_fraction=0.3, seed=seed)
     info = base.info

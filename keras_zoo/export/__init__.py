@@ -27,14 +27,13 @@ class ExportVerificationError(RuntimeError):
 
 
 def _task_and_signatures(model, task, signatures):
+    import keras_zoo.models  # noqa: F401  (registers the built-in families)
     from keras_zoo import registry
     from keras_zoo.export.signatures import TASK_DEFAULT
 
-    spec = None
-    try:
-        spec = registry.get_spec(model.name)
-    except (KeyError, TypeError):
-        pass
+    # Built-in models are looked up by name; the callers that know a preset's or a fine-tuned
+    # model's spec (train, finetune) pass its task and signatures.
+    spec = registry.builtin_spec(model.name) if registry.is_registered(model.name) else None
     if task is None:
         if spec is None:
             raise ValueError(

@@ -170,14 +170,14 @@ def registry_encoder(name: str, input_shape, options=None) -> keras.Model:
     """
     if not isinstance(name, str):
         raise ValueError(f"encoder must be the name of a registered classifier, got {name!r}")
-    spec = registry.get_spec(name)
+    spec = registry.builtin_spec(name)
     if spec.task != "classification":
         raise ValueError(
             f"encoder {name!r} is a {spec.task} model; SimCLR takes a classifier's pooled features: "
-            f"one of {registry.list_models(task='classification')}")
+            f"one of {sorted(s.name for s in registry.builtin_specs() if s.task == 'classification')}")
     if options is not None and not isinstance(options, dict):
         raise ValueError(f"encoder_options must be a dict of {name!r} builder arguments, got {options!r}")
-    classifier = registry.create_model(name, input_shape=input_shape, **(options or {}))
+    classifier = registry.build_model(spec, input_shape, **(options or {}))
     try:
         pool = classifier.get_layer("pool")
     except ValueError:

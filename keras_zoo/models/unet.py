@@ -41,10 +41,11 @@ def _resnet_encoder(input_shape, encoder):
     """The ResNet's feature extractor and its output stride (counted from where the maps shrink)."""
     from keras_zoo.models.resnet import resnet_features
 
-    resnets = registry.list_models(family="resnet")
+    resnets = sorted(s.name for s in registry.builtin_specs() if s.family == "resnet")
     if encoder not in resnets:
         raise ValueError(f"encoder {encoder!r} is not a registered ResNet; accepted: {resnets} or None")
-    backbone = registry.create_model(encoder, input_shape=input_shape, include_top=False, pooling=None)
+    backbone = registry.build_model(registry.builtin_spec(encoder), input_shape, include_top=False,
+                                    pooling=None)
     features = resnet_features(backbone, name="encoder")
     sizes = [input_shape[0], *(int(o.shape[1]) for o in features.outputs)]
     halvings = sum(b < a for a, b in zip(sizes, sizes[1:]))

@@ -1,6 +1,6 @@
 """Recipes for classifiers."""
 
-from keras_zoo.recipes import Recipe, register_recipe
+from keras_zoo.recipes.recipe import Recipe, register_recipe
 
 CLASSIFIER = register_recipe(Recipe(
     name="classifier",

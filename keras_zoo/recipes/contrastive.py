@@ -1,6 +1,6 @@
 """Recipes for self-supervised contrastive pre-training (SimCLR): images only, the model's own loss."""
 
-from keras_zoo.recipes import Recipe, register_recipe
+from keras_zoo.recipes.recipe import Recipe, register_recipe
 
 SIMCLR = register_recipe(Recipe(
     name="simclr",

@@ -6,7 +6,7 @@ a fit), so GAN recipes set ``monitor=None``: no early stopping, and the checkpoi
 finite epoch; judge the result with `keras_zoo.evaluation.gan_report` (Frechet distance).
 """
 
-from keras_zoo.recipes import Recipe, register_recipe
+from keras_zoo.recipes.recipe import Recipe, register_recipe
 
 VAE = register_recipe(Recipe(
     name="vae",

@@ -1,6 +1,6 @@
 """Recipes for autoencoders: plain, denoising (noise in the pipeline) and masked (imputation)."""
 
-from keras_zoo.recipes import Recipe, register_recipe
+from keras_zoo.recipes.recipe import Recipe, register_recipe
 
 AUTOENCODER = register_recipe(Recipe(
     name="autoencoder",

@@ -1,6 +1,6 @@
 """Recipes for per-pixel classifiers (the `unet` family)."""
 
-from keras_zoo.recipes import Recipe, register_recipe
+from keras_zoo.recipes.recipe import Recipe, register_recipe
 
 UNET = register_recipe(Recipe(
     name="unet",

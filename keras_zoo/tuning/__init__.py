@@ -5,7 +5,7 @@ builder's signature) plus the recipe knobs every model shares (learning rate, we
 size, augmentation strength); every hyperparameter's default is the registry/recipe value, so the
 first trial of every search is exactly ``create_model(name)`` trained with its recipe.
 
-Imports are lazy: the registry reads presets through `keras_zoo.tuning.presets` (standard library
+Imports are lazy: the registry reads presets through `keras_zoo.presets` (standard library
 only), and KerasTuner is imported only when a search starts.
 """
 
@@ -21,10 +21,10 @@ _API = {
     "search_space": "keras_zoo.tuning.space",
     "Param": "keras_zoo.tuning.space",
     "RECIPE_KNOBS": "keras_zoo.tuning.space",
-    "list_presets": "keras_zoo.tuning.presets",
-    "read_preset": "keras_zoo.tuning.presets",
-    "delete_preset": "keras_zoo.tuning.presets",
-    "preset_dir": "keras_zoo.tuning.presets",
+    "list_presets": "keras_zoo.presets",
+    "read_preset": "keras_zoo.presets",
+    "delete_preset": "keras_zoo.presets",
+    "preset_dir": "keras_zoo.presets",
 }
 
 __all__ = sorted(_API)

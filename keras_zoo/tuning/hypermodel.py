@@ -13,9 +13,9 @@ import math
 import keras
 import keras_tuner as kt
 
-from keras_zoo import registry
+from keras_zoo import factory
 from keras_zoo.recipes import get_recipe
-from keras_zoo.recipes.training import build_for_data
+from keras_zoo.training import build_for_data
 from keras_zoo.tuning import space as space_module
 
 
@@ -45,7 +45,7 @@ class ZooHyperModel(kt.HyperModel):
                  epochs: int | None = None, seed: int = 0, data_options: dict | None = None,
                  verbose=0):
         super().__init__(name=name, tunable=True)
-        self.spec = registry.get_spec(name)
+        self.spec = factory.get_spec(name)
         self.recipe = get_recipe(recipe if recipe is not None else self.spec.recipe)
         self.params = space_module.search_space(name, self.recipe, space)
         self.data = data
@@ -99,15 +99,14 @@ class ZooHyperModel(kt.HyperModel):
         info = self._info()
         # Same seed for every trial: configurations differ by their hyperparameters, not their luck.
         keras.utils.set_random_seed(self.seed)
-        model = build_for_data(self.spec, info, recipe, overrides)
-        steps = recipe.steps_per_epoch(info.num_examples["train"]) if info is not None else 1
-        recipe.compile(model, steps_per_epoch=steps)
-        return model
+        # Uncompiled: `fit` trains through `keras_zoo.train`, which compiles it with the trial's
+        # recipe and the data's steps per epoch (compiling here too would build the optimizer twice).
+        return build_for_data(self.spec, info, recipe, overrides)
 
     def fit(self, hp, model, *args, callbacks=(), run_dir=None, epochs=None, initial_epoch=0,
             **kwargs):
         """Train `model` with this trial's recipe; return the best objective and held-out metrics."""
-        from keras_zoo.recipes.training import train
+        from keras_zoo.training import train
 
         _, recipe = self.configuration(hp)
         if epochs is not None:

@@ -24,10 +24,10 @@ import os
 import re
 import sys
 
-from keras_zoo import _validate, registry
+from keras_zoo import _validate, factory, registry
 from keras_zoo._io import atomic_write_text
 from keras_zoo.recipes import get_recipe
-from keras_zoo.tuning import presets as presets_module
+from keras_zoo import presets as presets_module
 from keras_zoo.tuning import space as space_module
 
 TUNERS = ("random", "bayesian", "hyperband")
@@ -142,7 +142,7 @@ def reported_metrics(name: str, recipe) -> list[str]:
         base = ["loss", *(objectives.build_metric(m).name for m in recipe.metrics)]
     else:
         # Models with their own train_step report their metric trackers.
-        model = registry.create_model(name)
+        model = factory.create_model(name)
         base = [m.name for m in model.metrics] or ["loss"]
     base = list(dict.fromkeys(base))
     return base + [f"val_{m}" for m in base]
@@ -183,7 +183,7 @@ def resolve_objective(objective, name: str, recipe) -> tuple[str, str]:
 
 def _check_preset_name(name: str, tuned: str) -> None:
     presets_module.check_name(name)
-    if name in registry.list_models(presets=False):
+    if name in factory.list_models(presets=False):
         raise ValueError(f"preset name {name!r} is the name of a built-in model; choose another "
                          f"(e.g. '{tuned}_tuned')")
 
@@ -358,7 +358,7 @@ def tune(name: str, data, tuner: str = "random", max_trials: int = 10, objective
         raise ValueError(f"epochs must be an int >= 1 or None, got {epochs!r}")
     max_consecutive_failed_trials = _validate.positive_int("max_consecutive_failed_trials",
                                                            max_consecutive_failed_trials)
-    spec = registry.get_spec(name)
+    spec = factory.get_spec(name)
     base_recipe = get_recipe(recipe if recipe is not None else spec.recipe)
     params = space_module.search_space(name, base_recipe, space)
     metric, direction = resolve_objective(objective, name, base_recipe)
@@ -457,7 +457,7 @@ def _collect(oracle, name, params, recipe, metric, direction, directory, role) -
 def _save_preset(preset, name, spec, result, data, tuner, max_trials, epochs, hypermodel) -> str:
     import keras
 
-    from keras_zoo.recipes.training import model_arguments
+    from keras_zoo.training import model_arguments
 
     # A preset of a preset stores the root model with both sets of changes folded together.
     root = spec.base or spec.name
@@ -470,7 +470,7 @@ def _save_preset(preset, name, spec, result, data, tuner, max_trials, epochs, hy
     info = hypermodel.splits(hypermodel.recipe).info
     arguments = model_arguments(spec, info, hypermodel.recipe, result.best_model_overrides)
     num_classes = arguments["num_classes"] or spec.num_classes
-    model = registry.create_model(name, **arguments)
+    model = factory.create_model(name, **arguments)
     parameters = int(model.count_params())
     del model
     keras.backend.clear_session()

@@ -17,7 +17,9 @@ import json
 import math
 import numbers
 
-from keras_zoo.registry import Choice, Float, Int, get_spec
+from keras_zoo import _validate
+from keras_zoo.factory import get_spec
+from keras_zoo.registry import Choice, Float, Int
 
 # Recipe knobs every model can tune; `augment_strength` only where the recipe augments.
 RECIPE_KNOBS = ("learning_rate", "weight_decay", "batch_size", "augment_strength")
@@ -65,7 +67,7 @@ class Param:
     def decode(self, value):
         """A trial's stored value as the builder/recipe takes it."""
         if self.encoded and isinstance(value, str):
-            return _tuples(json.loads(value))
+            return _validate.json_tuples(json.loads(value))
         return value
 
     def describe(self) -> str:
@@ -91,12 +93,6 @@ def _encode_choice(values, default):
     if {type(v) for v in values} == {int, float}:
         return [float(v) for v in values], float(default)
     return list(values), default
-
-
-def _tuples(value):
-    if isinstance(value, list):
-        return tuple(_tuples(v) for v in value)
-    return value
 
 
 def _check_default(model: str, p: Param) -> None:

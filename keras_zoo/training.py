@@ -19,12 +19,13 @@ import time
 import keras
 import tensorflow as tf
 
-from keras_zoo import registry
+from keras_zoo import factory, registry, weights
 from keras_zoo._io import atomic_path, atomic_write_text
 from keras_zoo.data import Splits, load_splits
 from keras_zoo.data.corruptions import make_corruption
 from keras_zoo.recipes import Recipe, get_recipe
 from keras_zoo.recipes.callbacks import NanGuard, default_callbacks
+from keras_zoo.registry import ModelSpec
 
 log = logging.getLogger("keras_zoo")
 
@@ -40,6 +41,8 @@ class TrainResult:
         run_dir: where the checkpoint, logs, curves and metrics were written.
         info: the `DatasetInfo` of the data it trained on.
         export_path: the SavedModel directory, when `export=True`.
+        summary: the run summary written to ``run_dir/metrics.json`` (recipe, epochs run, training
+            seconds, held-out metrics, versions).
     """
 
     model: keras.Model
@@ -48,6 +51,7 @@ class TrainResult:
     run_dir: str
     info: object
     export_path: str | None = None
+    summary: dict = dataclasses.field(default_factory=dict)
 
 
 def _slug(value) -> str:
@@ -56,12 +60,14 @@ def _slug(value) -> str:
 
 
 def _resolve(model_or_name, recipe):
-    """(spec or None, recipe) for a registry name or an already-built model."""
-    if isinstance(model_or_name, str):
-        spec = registry.get_spec(model_or_name)
+    """(spec or None, recipe) for a registry name, a resolved `ModelSpec` or an already-built model."""
+    if isinstance(model_or_name, ModelSpec):
+        spec = model_or_name
+    elif isinstance(model_or_name, str):
+        spec = factory.get_spec(model_or_name)
     else:
         try:
-            spec = registry.get_spec(model_or_name.name)
+            spec = factory.get_spec(model_or_name.name)
         except KeyError:
             spec = None
     if recipe is None:
@@ -106,19 +112,19 @@ def model_arguments(spec, info, recipe: Recipe, model_overrides: dict) -> dict:
 
 
 def build_for_data(spec, info, recipe: Recipe, model_overrides: dict):
-    """`create_model(spec.name)` fitted to the data (see `model_arguments`; `info=None`: the
+    """A fresh model of `spec` fitted to the data (see `model_arguments`; `info=None`: the
     registered defaults) under the recipe's precision policy, which is restored afterwards."""
     arguments = model_arguments(spec, info, recipe, model_overrides) if info is not None else model_overrides
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(recipe.precision)
     try:
-        return registry.create_model(spec.name, **arguments)
+        return registry.build_model(spec, **arguments)
     finally:
         keras.config.set_dtype_policy(previous)
 
 
 def _build(model_or_name, spec, recipe: Recipe, info, model_overrides: dict):
-    if not isinstance(model_or_name, str):
+    if isinstance(model_or_name, keras.Model):
         if model_overrides:
             raise ValueError(f"model overrides {sorted(model_overrides)} need a model name, not a built model")
         return model_or_name
@@ -133,8 +139,8 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
     """Train a registered model (or a built one) on a data source with a recipe.
 
     Args:
-        model_or_name: a registry name (built to fit the data's input shape and classes) or a
-            `keras.Model`.
+        model_or_name: a registry name or its `ModelSpec` (built to fit the data's input shape and
+            classes), or a `keras.Model`.
         data: a source for `keras_zoo.data.load_splits` (``"digits"``, a TFDS name, an image
             folder, ``(x, y)`` arrays) or a ready `Splits`.
         recipe: a recipe name or `Recipe`; defaults to the model's registered recipe.
@@ -160,9 +166,9 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
                {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}.items()
                if v is not None}
     recipe = recipe.replace(**changes)
-    if isinstance(model_or_name, str):
+    if not isinstance(model_or_name, keras.Model):
         # Check the overrides before any data is read.
-        registry.validate_request(model_or_name, **model_overrides)
+        registry.validate_request(spec, **model_overrides)
     name = spec.name if spec else model_or_name.name
     run_dir = run_dir or os.path.join("runs", f"{name}-{_slug(getattr(data, 'info', data) if isinstance(data, Splits) else data)}")
     os.makedirs(run_dir, exist_ok=True)
@@ -217,9 +223,10 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
     if export:
         from keras_zoo.export import export_model
 
+        task_args = {"task": spec.task, "signatures": spec.signatures} if spec is not None else {}
         export_path = export_model(model, os.path.join(run_dir, "export"), class_names=info.class_names,
-                                   value_range=info.value_range)
-    return TrainResult(model, hist, metrics, run_dir, info, export_path)
+                                   value_range=info.value_range, **task_args)
+    return TrainResult(model, hist, metrics, run_dir, info, export_path, summary)
 
 
 def plot_history(history: dict, path: str, title: str = "") -> str:
@@ -248,17 +255,13 @@ def plot_history(history: dict, path: str, title: str = "") -> str:
 
 
 def load_model(path: str) -> keras.Model:
-    """Load a `.keras` file, or the `model.keras` of a run directory, in Keras's safe mode."""
+    """Load a `.keras` file, or the `model.keras` of a run directory, with the package's one safe
+    loader (`keras_zoo.weights.load_keras_archive`), uncompiled."""
     if os.path.isdir(path):
         path = os.path.join(path, "model.keras")
     if not os.path.exists(path):
         raise FileNotFoundError(f"no model at {path!r}: expected a .keras file or a run directory")
-    import keras_zoo.models  # noqa: F401  (custom layers register themselves on import)
-
-    registry._load_families()
-    from keras_zoo.recipes import objectives  # noqa: F401
-
-    return keras.saving.load_model(path)
+    return weights.load_keras_archive(path)
 
 
 def evaluate(model, data, split: str = "test", *, batch_size: int = 64, seed: int = 0,

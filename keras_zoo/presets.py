@@ -2,11 +2,13 @@
 
 A preset is one small JSON file, ``$KERAS_ZOO_HOME/presets/<name>.json`` (default home
 ``~/.keras/keras_zoo``), holding the base model, the builder overrides and recipe changes the search
-found, its score and objective, the data it was tuned on, the date and the keras_zoo version. The
-registry turns each file into a `ModelSpec` (see `registry.get_spec`), so ``create_model(name)``,
+found, its score and objective, the data it was tuned on, the date and the keras_zoo version.
+`preset_spec` turns a file into a `ModelSpec` that carries its own `Recipe`; the factory
+(`keras_zoo.factory.get_spec`) looks presets up after the built-in models, so ``create_model(name)``,
 ``train(name, ...)`` and ``list_models()`` treat a preset like a built-in model.
 
-This module uses only the standard library: ``keras-zoo list`` reads presets without TensorFlow.
+Reading and writing records uses only the standard library: ``keras-zoo list`` reads presets
+without TensorFlow.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 import os
 import re
 
+from keras_zoo import _validate
 from keras_zoo._io import atomic_write_text
 
 log = logging.getLogger("keras_zoo")
@@ -65,6 +68,11 @@ def _check_record(record: dict, path: str) -> dict:
     return record
 
 
+def exists(name: str) -> bool:
+    """Whether a preset file named `name` exists (an invalid name is simply not a preset)."""
+    return isinstance(name, str) and bool(_NAME.match(name)) and os.path.exists(preset_path(name))
+
+
 def read_preset(name: str) -> dict:
     """The record of preset `name`; `KeyError` when there is no such file."""
     path = preset_path(name)
@@ -108,7 +116,7 @@ def write_preset(name: str, *, base_model: str, model_overrides: dict, recipe_ch
 
     The caller (``tune``) checks that `name` does not clash with a registered model.
     """
-    from keras_zoo import __version__
+    from keras_zoo._version import __version__
 
     unknown = sorted(set(recipe_changes) - set(RECIPE_FIELDS))
     if unknown:
@@ -182,23 +190,21 @@ _SPEC_CACHE: dict = {}
 
 
 def preset_spec(name: str):
-    """The registry `ModelSpec` of preset `name`.
+    """The `ModelSpec` of preset `name`, carrying its own `Recipe`.
 
     Its builder is the base model's builder with the preset's overrides as signature defaults, so
     ``spec.defaults`` shows the tuned values and ``create_model(name, width=...)`` can still override
-    them. Its recipe, ``"preset:<name>"``, is the base recipe with the preset's changes; it is
-    (re)registered here so that ``train(name, ...)`` finds it by name.
+    them. Its recipe, named ``"preset:<name>"``, is the base recipe with the preset's changes; it
+    travels in ``spec.recipe`` (``get_recipe`` passes a `Recipe` through). Specs are cached per file
+    modification time, so a preset saved again in the same process is read again.
     """
     path = preset_path(name)
     stamp = (path, os.path.getmtime(path)) if os.path.exists(path) else None
     cached = _SPEC_CACHE.get(name)
     if cached is not None and cached[0] == stamp:
-        _register_recipe(cached[2])
         return cached[1]
-    record = read_preset(name)
-    spec, recipe = _make_spec(record)
-    _register_recipe(recipe)
-    _SPEC_CACHE[name] = (stamp, spec, recipe)
+    spec = _make_spec(read_preset(name))
+    _SPEC_CACHE[name] = (stamp, spec)
     return spec
 
 
@@ -207,18 +213,18 @@ def _make_spec(record: dict):
     import functools
     import inspect
 
+    import keras_zoo.models  # noqa: F401  (registers the built-in families)
     from keras_zoo import registry
     from keras_zoo.recipes import get_recipe
 
     name, base_name = record["name"], record["base_model"]
-    if name in registry._REGISTRY:
+    if registry.is_registered(name):
         raise ValueError(f"preset {name!r} clashes with the built-in model of the same name")
-    if base_name not in registry._REGISTRY:
+    if not registry.is_registered(base_name):
         raise KeyError(f"preset {name!r} configures {base_name!r}, which is not a registered model")
-    base = registry._REGISTRY[base_name]
-    overrides = dict(record["model_overrides"])
+    base = registry.builtin_spec(base_name)
     # JSON has no tuples; builders take tuples for per-stage settings.
-    overrides = {k: _tuples(v) for k, v in overrides.items()}
+    overrides = {k: _validate.json_tuples(v) for k, v in record["model_overrides"].items()}
     accepted = base.defaults
     unknown = sorted(set(overrides) - set(accepted))
     if unknown:
@@ -252,24 +258,9 @@ def _make_spec(record: dict):
     input_shape = record.get("input_shape")
     entry = catalog_entry(record)
     spec = dataclasses.replace(
-        base, name=name, builder=builder, recipe=recipe.name, base=base_name,
+        base, name=name, builder=builder, recipe=recipe, base=base_name,
         input_shape=tuple(input_shape) if input_shape else base.input_shape,
         num_classes=num_classes if num_classes is not None else base.num_classes,
         description=entry["description"])
     builder.spec = spec
-    return spec, recipe
-
-
-def _register_recipe(recipe) -> None:
-    # The preset file is the source of truth for its recipe: re-register (replace) on every read so a
-    # preset saved again in the same process trains with its new values.
-    from keras_zoo import recipes
-
-    recipes._load()
-    recipes._RECIPES[recipe.name] = recipe
-
-
-def _tuples(value):
-    if isinstance(value, list):
-        return tuple(_tuples(v) for v in value)
-    return value
+    return spec

@@ -1,0 +1,170 @@
+"""The `Recipe` dataclass and the table of named recipes (`register_recipe`).
+
+A recipe says how a model is compiled and trained well: optimizer and learning-rate schedule, loss,
+metrics, batch size, epochs, regularisation, augmentation, precision, and what the data pipeline
+must feed it (`targets`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from keras_zoo import _validate
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULES = ("constant", "cosine")
+TARGETS = ("label", "mask", "image", "none")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How a model is compiled and trained.
+
+    Example:
+        >>> recipe = get_recipe("classifier").replace(epochs=5, learning_rate=3e-3)
+        >>> recipe.compile(model, steps_per_epoch=20)
+    """
+
+    name: str = "custom"
+    description: str = ""
+    # What the pipeline yields: (x, label) | (x, mask) | (x, x) | x.
+    targets: str = "label"
+    # === Optimisation ===
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    schedule: str = "cosine"
+    warmup_epochs: int = 0
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    # Adam/AdamW first-moment decay (Keras's default 0.9; GANs train far better with 0.5).
+    beta_1: float = 0.9
+    clipnorm: float | None = None
+    # === Objective ===
+    loss: str | None = "sparse_categorical_crossentropy"
+    label_smoothing: float = 0.0
+    metrics: tuple = ("accuracy",)
+    monitor: str = "val_loss"
+    monitor_mode: str = "min"
+    # === Schedule of the run ===
+    batch_size: int = 64
+    epochs: int = 30
+    early_stopping_patience: int | None = 8
+    # === Data ===
+    augment: tuple = ()
+    # Input corruption for targets="image" (denoising, masking): a spec string such as
+    # "gaussian:0.3", "salt_pepper:0.1" or "mask_patches:0.5,size=2" (see keras_zoo.data.corruptions).
+    corruption: str | None = None
+    # === Numerics ===
+    precision: str = "float32"
+
+    def __post_init__(self):
+        _validate.one_of("targets", self.targets, TARGETS)
+        _validate.one_of("optimizer", self.optimizer, OPTIMIZERS)
+        _validate.one_of("schedule", self.schedule, SCHEDULES)
+        _validate.positive("learning_rate", self.learning_rate)
+        _validate.non_negative("weight_decay", self.weight_decay)
+        _validate.rate("momentum", self.momentum)
+        _validate.rate("beta_1", self.beta_1)
+        _validate.rate("label_smoothing", self.label_smoothing)
+        _validate.positive_int("batch_size", self.batch_size)
+        _validate.positive_int("epochs", self.epochs)
+        _validate.positive_int("warmup_epochs", self.warmup_epochs, minimum=0)
+        _validate.one_of("monitor_mode", self.monitor_mode, ("min", "max"))
+        _validate.one_of("precision", self.precision, PRECISIONS)
+        if self.early_stopping_patience is not None:
+            _validate.positive_int("early_stopping_patience", self.early_stopping_patience)
+        if self.clipnorm is not None:
+            _validate.positive("clipnorm", self.clipnorm)
+        if self.loss is not None:
+            from keras_zoo.recipes import objectives
+
+            objectives.check_loss(self.loss)
+            for m in self.metrics:
+                objectives.check_metric(m)
+        if self.corruption is not None:
+            from keras_zoo.data.corruptions import parse_corruption
+
+            if self.targets != "image":
+                raise ValueError(f"corruption={self.corruption!r} needs targets='image', got {self.targets!r}")
+            parse_corruption(self.corruption)
+        object.__setattr__(self, "metrics", tuple(self.metrics))
+        object.__setattr__(self, "augment", tuple(self.augment))
+
+    def replace(self, **changes) -> "Recipe":
+        """A copy with `changes` applied (and validated); unknown fields raise `ValueError`."""
+        fields = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - fields)
+        if unknown:
+            raise ValueError(f"unknown recipe field(s) {unknown}; accepted: {sorted(fields)}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    # === Building the Keras objects ===
+
+    def learning_rate_schedule(self, steps_per_epoch: int):
+        import keras
+
+        steps_per_epoch = max(1, int(steps_per_epoch))
+        if self.schedule == "constant":
+            return self.learning_rate
+        warmup = self.warmup_epochs * steps_per_epoch
+        total = max(1, self.epochs * steps_per_epoch - warmup)
+        if warmup:
+            return keras.optimizers.schedules.CosineDecay(
+                0.0, total, warmup_target=self.learning_rate, warmup_steps=warmup)
+        return keras.optimizers.schedules.CosineDecay(self.learning_rate, total)
+
+    def build_optimizer(self, steps_per_epoch: int = 1):
+        import keras
+
+        lr = self.learning_rate_schedule(steps_per_epoch)
+        common = {"learning_rate": lr, "clipnorm": self.clipnorm}
+        if self.weight_decay:
+            common["weight_decay"] = self.weight_decay
+        if self.optimizer == "adam":
+            return keras.optimizers.Adam(beta_1=self.beta_1, **common)
+        if self.optimizer == "adamw":
+            return keras.optimizers.AdamW(beta_1=self.beta_1, **common)
+        if self.optimizer == "sgd":
+            return keras.optimizers.SGD(momentum=self.momentum, nesterov=True, **common)
+        return keras.optimizers.RMSprop(**common)
+
+    def compile(self, model, steps_per_epoch: int = 1):
+        """Compile `model` with this recipe's optimizer, loss and metrics; returns the model.
+
+        Models with their own `train_step` (GAN, VAE, SimCLR) take the optimizer and build their
+        losses themselves: their recipes set `loss=None`.
+        """
+        from keras_zoo.recipes import objectives
+
+        kwargs = {"optimizer": self.build_optimizer(steps_per_epoch)}
+        if self.loss is not None:
+            kwargs["loss"] = objectives.build_loss(self.loss, label_smoothing=self.label_smoothing)
+            outputs = getattr(model, "outputs", None)
+            num_classes = outputs[0].shape[-1] if outputs else None
+            kwargs["metrics"] = [objectives.build_metric(m, num_classes=num_classes) for m in self.metrics]
+        model.compile(**kwargs)
+        return model
+
+    def steps_per_epoch(self, num_examples: int) -> int:
+        return max(1, math.ceil(num_examples / self.batch_size))
+
+
+_RECIPES: dict[str, Recipe] = {}
+
+
+def register_recipe(recipe: Recipe) -> Recipe:
+    """Register a named recipe; a name registered twice raises."""
+    if recipe.name in _RECIPES:
+        raise ValueError(f"recipe {recipe.name!r} is already registered")
+    _RECIPES[recipe.name] = recipe
+    return recipe
+
+
+def registered_recipes() -> dict:
+    """A copy of the table of registered recipes, by name."""
+    return dict(_RECIPES)
