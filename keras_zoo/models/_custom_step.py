@@ -23,7 +23,17 @@ def deserialize(config):
 
 
 class CustomStepModel(keras.Model):
-    """Base class: subclasses define `metrics`, `train_step`, `test_step` and `_optimized_variables`."""
+    """Base class: subclasses define `metrics`, `train_step`, `test_step` and `_optimized_variables`,
+    and name in `PARTS` the config keys that hold their serialised sub-models."""
+
+    PARTS: tuple = ()
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        for key in cls.PARTS:
+            config[key] = deserialize(config[key])
+        return cls(**config)
 
     def compile(self, optimizer="adam", loss=None, **kwargs):
         """Compile with an optimizer only: the loss is part of the model's training step.

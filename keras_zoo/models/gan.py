@@ -24,7 +24,7 @@ from keras import ops
 
 from keras_zoo import _validate
 from keras_zoo.models import layers
-from keras_zoo.models._custom_step import CustomStepModel, deserialize, serialize
+from keras_zoo.models._custom_step import CustomStepModel, serialize
 from keras_zoo.registry import Choice, Float, Int, register_model
 
 
@@ -36,6 +36,8 @@ class GAN(CustomStepModel):
         discriminator: `keras.Model` images -> one logit (score) per image.
         seed: seed of the noise drawn in `train_step`.
     """
+
+    PARTS = ("generator", "discriminator")
 
     LOGS: tuple = ()  # the names a subclass's steps log, each a running mean over the epoch
 
@@ -114,12 +116,6 @@ class GAN(CustomStepModel):
                 "generator": serialize(self.generator),
                 "discriminator": serialize(self.discriminator), "seed": self.seed}
 
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        config["generator"] = deserialize(config["generator"])
-        config["discriminator"] = deserialize(config["discriminator"])
-        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="keras_zoo")

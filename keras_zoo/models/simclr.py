@@ -18,7 +18,7 @@ from keras import ops
 
 from keras_zoo import _validate, registry
 from keras_zoo.models import layers
-from keras_zoo.models._custom_step import CustomStepModel, deserialize, serialize
+from keras_zoo.models._custom_step import CustomStepModel, serialize
 from keras_zoo.registry import Float, Int, register_model
 
 
@@ -63,6 +63,8 @@ class SimCLR(CustomStepModel):
         >>> model.compile(optimizer="adam"); model.fit(images, epochs=50)
         >>> features = model.encoder.predict(images)
     """
+
+    PARTS = ("encoder", "projection_head", "augmenter")
 
     def __init__(self, encoder, projection_head, augmenter, temperature=0.2, **kwargs):
         temperature = _validate.positive("temperature", temperature)
@@ -145,12 +147,6 @@ class SimCLR(CustomStepModel):
                 "encoder": serialize(self.encoder), "projection_head": serialize(self.projection_head),
                 "augmenter": serialize(self.augmenter), "temperature": self.temperature}
 
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        for key in ("encoder", "projection_head", "augmenter"):
-            config[key] = deserialize(config[key])
-        return cls(**config)
 
 
 # --------------------------------------------------------------------------- builders

@@ -28,7 +28,7 @@ from keras import ops
 
 from keras_zoo import _validate
 from keras_zoo.models import layers
-from keras_zoo.models._custom_step import CustomStepModel, deserialize, serialize
+from keras_zoo.models._custom_step import CustomStepModel, serialize
 from keras_zoo.registry import Float, Int, register_model
 
 LIKELIHOODS = ("bernoulli", "categorical", "logistic")
@@ -142,6 +142,8 @@ class VariationalAutoencoder(CustomStepModel):
         >>> vae.compile(optimizer="adam"); vae.fit(images, epochs=10)
         >>> mean, log_var = vae.encode(images); samples = vae.sample(16, seed=0)
     """
+
+    PARTS = ("encoder", "decoder")
 
     def __init__(self, encoder, decoder, beta=1.0, likelihood="bernoulli", levels=256, seed=None,
                  **kwargs):
@@ -257,12 +259,6 @@ class VariationalAutoencoder(CustomStepModel):
                 "beta": self.beta, "likelihood": self.likelihood, "levels": self.levels,
                 "seed": self.seed}
 
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        config["encoder"] = deserialize(config["encoder"])
-        config["decoder"] = deserialize(config["decoder"])
-        return cls(**config)
 
 
 # --------------------------------------------------------------------------- builders

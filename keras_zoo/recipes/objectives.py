@@ -86,13 +86,24 @@ def build_metric(name: str, num_classes: int | None = None):
 # === Reconstruction and segmentation (autoencoder and unet families) ===
 
 
+class _PerImageMean(keras.metrics.Mean):
+    """Mean of a per-image figure of (y_true, y_pred), both cast to float32; subclasses define
+    `per_image`. Per-pixel sample weights (a masked-pixel loss) are ignored, per-image weights of
+    shape ``(batch,)`` apply."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        import tensorflow as tf
+
+        values = self.per_image(tf.cast(y_true, tf.float32), tf.cast(y_pred, tf.float32))
+        return super().update_state(values, sample_weight=_per_image(sample_weight))
+
+
 @keras.saving.register_keras_serializable(package="keras_zoo")
-class PSNR(keras.metrics.Mean):
+class PSNR(_PerImageMean):
     """Mean per-image peak signal-to-noise ratio in dB (`tf.image.psnr`), images in [0, `max_val`].
 
     A perfect reconstruction has infinite PSNR; it counts as `cap` dB so one exact copy cannot turn
-    the mean into infinity. The figure is always over whole images: per-pixel sample weights (a
-    masked-pixel loss) are ignored, per-image weights of shape ``(batch,)`` apply.
+    the mean into infinity. The figure is always over whole images.
     """
 
     def __init__(self, max_val=1.0, cap=100.0, name="psnr", dtype=None):
@@ -100,21 +111,18 @@ class PSNR(keras.metrics.Mean):
         self.max_val = float(max_val)
         self.cap = float(cap)
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def per_image(self, y_true, y_pred):
         import tensorflow as tf
 
-        y_true = tf.cast(y_true, tf.float32)
-        y_pred = tf.cast(y_pred, tf.float32)
         values = tf.image.psnr(y_true, y_pred, max_val=self.max_val)
-        values = tf.where(tf.math.is_finite(values), values, self.cap)
-        return super().update_state(values, sample_weight=_per_image(sample_weight))
+        return tf.where(tf.math.is_finite(values), values, self.cap)
 
     def get_config(self):
         return {"max_val": self.max_val, "cap": self.cap, "name": self.name, "dtype": self.dtype}
 
 
 @keras.saving.register_keras_serializable(package="keras_zoo")
-class SSIM(keras.metrics.Mean):
+class SSIM(_PerImageMean):
     """Mean per-image structural similarity (`tf.image.ssim`), images in [0, `max_val`].
 
     The Gaussian window is 11 pixels wide, or the image size where images are smaller (8x8 digits),
@@ -126,15 +134,12 @@ class SSIM(keras.metrics.Mean):
         self.max_val = float(max_val)
         self.filter_size = int(filter_size)
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def per_image(self, y_true, y_pred):
         import tensorflow as tf
 
-        y_true = tf.cast(y_true, tf.float32)
-        y_pred = tf.cast(y_pred, tf.float32)
         sizes = [d for d in y_pred.shape[-3:-1] if d is not None]
         size = min([self.filter_size, *sizes])
-        values = tf.image.ssim(y_true, y_pred, max_val=self.max_val, filter_size=size)
-        return super().update_state(values, sample_weight=_per_image(sample_weight))
+        return tf.image.ssim(y_true, y_pred, max_val=self.max_val, filter_size=size)
 
     def get_config(self):
         return {"max_val": self.max_val, "filter_size": self.filter_size, "name": self.name,
