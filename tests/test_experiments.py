@@ -157,10 +157,6 @@ def test_geometric_view_from_cli(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_representations_small_skips_what_is_not_registered(tmp_path):
-    import keras_zoo
-
-    if "conv_autoencoder" not in keras_zoo.list_models():
-        pytest.skip("the autoencoder family is not registered in this checkout")
     table = experiments.representations(size="small", models=("conv_autoencoder", "no_such_model"),
                                         epochs=1, plot_dir=str(tmp_path))
     names = table.column("representation")
@@ -173,8 +169,9 @@ def test_representations_small_skips_what_is_not_registered(tmp_path):
     for row in table.rows:
         # Digits are easy: every representation, even random conv features, beats chance by far.
         assert 0.5 < row["probe_accuracy"] <= 1.0
-        assert 0.0 <= row["alignment"] <= 4.0  # squared distance between unit vectors
-        assert -8.0 <= row["uniformity"] <= 0.0  # log of a mean of exp(-2 d^2), d^2 <= 4
+        # Two views of one digit differ (alignment > 0), and no representation collapses every
+        # digit onto one point (uniformity, the log of a mean of exp(-2 d^2), is 0 only then).
+        assert row["alignment"] > 0.0 and row["uniformity"] < -0.1
     assert _is_png(table.plots[0])
     with pytest.raises(ValueError, match="none of \\['no_such_model'\\] is registered"):
         experiments.representations(size="small", models=("no_such_model",))
