@@ -51,8 +51,10 @@ def _catalog() -> list[dict]:
 
 
 def _data_options(args) -> dict:
-    """`load_splits` options given on the command line (`--image-size`, `--color-mode`)."""
+    """`load_splits` options given on the command line (`--image-size`, `--color-mode`, `--data-dir`)."""
     options = {}
+    if getattr(args, "data_dir", None):
+        options["data_dir"] = args.data_dir
     if getattr(args, "image_size", None):
         options["image_size"] = _parse_size(args.image_size)
     if getattr(args, "color_mode", None):
@@ -406,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory (default runs/NAME-DATA); rerun to resume")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--image-size", help="resize images to HxW")
+    p.add_argument("--data-dir", help="TFDS data directory holding prepared data sets")
     p.add_argument("--color-mode", choices=("grayscale", "rgb"))
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model override, repeatable")
     p.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
@@ -417,6 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=("train", "validation", "test"))
     p.add_argument("--seed", type=int, default=0, help="the seed the split was made with")
     p.add_argument("--image-size")
+    p.add_argument("--data-dir", help="TFDS data directory holding prepared data sets")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("export", help="export a trained model as a SavedModel for TF Serving")
@@ -438,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory (default runs/NAME-DATA-finetune)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--image-size", help="read images at HxW (default: as stored)")
+    p.add_argument("--data-dir", help="TFDS data directory holding prepared data sets")
     p.add_argument("--color-mode", choices=("grayscale", "rgb"))
     p.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
     p.set_defaults(func=cmd_finetune)
@@ -461,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--image-size", help="resize images to HxW")
+    p.add_argument("--data-dir", help="TFDS data directory holding prepared data sets")
     p.add_argument("--color-mode", choices=("grayscale", "rgb"))
     p.add_argument("--save-preset", metavar="PRESET",
                    help="save the best trial as a preset: `create_model`/`keras-zoo train PRESET` rebuild it")

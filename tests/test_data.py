@@ -603,3 +603,61 @@ def test_data_module_does_not_import_models_recipes_or_registry():
     for path in root.rglob("*.py"):
         text = path.read_text()
         assert not re.search(r"keras_zoo\.(models|recipes|registry)|from \.\.(models|recipes|registry)", text), path
+
+
+def _tiny_tfds_builder():
+    """A real TFDS builder (registered once) whose data is generated in-process: preparing it goes
+    through TFDS's download-and-prepare and read paths, with no network."""
+    import tensorflow_datasets as tfds
+
+    if "zoo_tiny_digits" in tfds.list_builders():
+        return tfds.builder_cls("zoo_tiny_digits")
+
+    class ZooTinyDigits(tfds.core.GeneratorBasedBuilder):
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=(8, 8, 1)),
+                "label": tfds.features.ClassLabel(names=["dark", "bright"])}))
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples(40, 0), "test": self._generate_examples(10, 1)}
+
+        def _generate_examples(self, n, seed):
+            rng = np.random.default_rng(seed)
+            for i in range(n):
+                label = i % 2
+                image = rng.integers(0, 100, size=(8, 8, 1)) + 150 * label
+                yield i, {"image": image.astype("uint8"), "label": label}
+
+    return ZooTinyDigits
+
+
+def test_tfds_source_reads_a_prepared_data_dir_through_the_real_tfds_path(tmp_path):
+    builder_cls = _tiny_tfds_builder()
+    builder_cls(data_dir=str(tmp_path)).download_and_prepare()
+    splits = load_splits("tfds:zoo_tiny_digits", data_dir=str(tmp_path), batch_size=8)
+    assert splits.info.class_names == ("dark", "bright") and splits.info.input_shape == (8, 8, 1)
+    assert splits.info.num_examples["test"] == 10
+    assert splits.info.num_examples["train"] + splits.info.num_examples["validation"] == 40
+    x, y = collect(splits.test)
+    # The generator made bright images for label 1: the pixels decode to the same classes.
+    assert np.all((x.reshape(len(x), -1).mean(axis=1) > 0.5) == (y == 1))
+
+
+def test_tfds_name_offline_is_one_actionable_line(tmp_path, monkeypatch):
+    import requests
+    import tensorflow_datasets as tfds
+
+    def no_network(self, *args, **kwargs):
+        raise requests.exceptions.ConnectionError(
+            "HTTPSConnectionPool(host='storage.googleapis.com', port=443): Max retries exceeded\nmore")
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", no_network)
+    with pytest.raises(ValueError) as err:
+        load_splits("mnist", data_dir=str(tmp_path / "empty"))
+    message = str(err.value)
+    assert "'mnist' is not prepared in" in message and str(tmp_path / "empty") in message
+    assert "ConnectionError" in message and "data_dir=DIR" in message and "--data-dir" in message
+    assert "\n" not in message

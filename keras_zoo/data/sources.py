@@ -559,6 +559,25 @@ def _mask_classes(mask_arrays: dict, options: dict, name: str) -> int:
 # === TFDS ===
 
 
+def _prepare_tfds(builder, name: str) -> None:
+    """Download and prepare a TFDS data set unless its data directory already holds it.
+
+    Offline (or behind a firewall) the download fails deep inside TFDS with a network error; it
+    becomes one line that says where TFDS looked and how to provide the data.
+    """
+    if builder.is_prepared():
+        return
+    try:
+        builder.download_and_prepare()
+    except Exception as err:  # noqa: BLE001  (requests, urllib, OS and TFDS errors all mean: not available)
+        reason = (str(err).splitlines() or [""])[0][:200]
+        raise ValueError(
+            f"TFDS data set {name!r} is not prepared in {builder.data_dir} and could not be downloaded "
+            f"({type(err).__name__}: {reason}). Prepare it once where the network reaches TFDS's servers "
+            f"(`tfds build {builder.name} --data_dir DIR`, or this same command there), then pass "
+            "data_dir=DIR (CLI: --data-dir DIR) or set TFDS_DATA_DIR.") from None
+
+
 def _tfds_splits(name: str, source: str, request: Request, options: dict) -> RawSplits:
     import tensorflow_datasets as tfds
 
@@ -587,7 +606,7 @@ def _tfds_splits(name: str, source: str, request: Request, options: dict) -> Raw
     input_shape = (size or image_shape[:2]) + (channels,)
 
     # What tfds.load does, in two steps, so the split names can be chosen from the prepared info.
-    builder.download_and_prepare()
+    _prepare_tfds(builder, name)
     info = builder.info
     split_names = _tfds_split_names(info, request)
     # A carved slice of zero width (validation_fraction=0) is an empty pipeline, not a TFDS slice.
