@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+import tempfile
 
 from keras_zoo import _validate
 
@@ -77,6 +79,8 @@ def cmd_list(args) -> int:
             and (args.family is None or e["family"] == args.family)
             and (args.task is None or e["task"] == args.task)
             and (args.pretrained is False or e.get("pretrained"))]
+    if args.pretrained:
+        return _list_checkpoints({e["name"] for e in rows}, args.json)
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -89,7 +93,37 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _list_checkpoints(names, as_json: bool) -> int:
+    """One row per shipped checkpoint: NAME:TAG, its input size, what it was trained on and its licence."""
+    from keras_zoo import weights
+
+    found = [e for e in weights.entries() if e["name"] in names]
+    if as_json:
+        print(json.dumps(found, indent=1))
+        return 0
+    header = ("model:tag", "task", "input", "held-out", "trained on", "licence")
+    table = [header]
+    for e in found:
+        metric = next(((k, v) for k, v in e["metrics"].items() if k in ("accuracy", "mean_iou")),
+                      next((k, v) for k, v in e["metrics"].items() if k != "split"))
+        table.append((f"{e['name']}:{e['tag']}{' *' if e.get('default') else ''}", e["task"],
+                      "x".join(map(str, e["input_contract"]["shape"])), f"{metric[0]} {metric[1]:.4g}",
+                      e["dataset"]["description"].split(",")[0][:48],
+                      (e["dataset"].get("licence") or "?").split(" (")[0]))
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    print("* the model's default tag; `keras-zoo info NAME:TAG` shows a checkpoint's model card")
+    return 0
+
+
 def cmd_info(args) -> int:
+    if ":" in args.name:
+        from keras_zoo import weights
+
+        name, _, tag = args.name.partition(":")
+        print(weights.model_card(weights.get_entry(name, tag)), end="")
+        return 0
     entries = {e["name"]: e for e in _catalog()}
     if args.name not in entries:
         import difflib
@@ -98,7 +132,14 @@ def cmd_info(args) -> int:
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         print(f"keras-zoo: unknown model {args.name!r}.{hint}", file=sys.stderr)
         return 2
-    print(json.dumps(entries[args.name], indent=2))
+    from keras_zoo import weights
+
+    entry = dict(entries[args.name])
+    entry["pretrained_tags"] = [{"tag": e["tag"], "default": bool(e.get("default")),
+                                 "input_shape": e["input_contract"]["shape"],
+                                 "trained_on": e["dataset"]["description"]}
+                                for e in weights.entries(args.name)]
+    print(json.dumps(entry, indent=2))
     return 0
 
 
@@ -158,7 +199,14 @@ def cmd_finetune(args) -> int:
 
     import keras_zoo
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # The package's own progress lines only: TensorFlow's INFO logs (SavedModel "Assets written to"
+    # its staging folder) are not for the user.
+    zoo_log = logging.getLogger("keras_zoo")
+    zoo_log.setLevel(logging.INFO)
+    if not zoo_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        zoo_log.addHandler(handler)
     base = args.name if not args.tag else f"{args.name}:{args.tag}"
     out = args.out or os.path.join(
         "runs", f"{base.replace(':', '-')}-{os.path.basename(os.path.normpath(args.data))}-finetune")
@@ -394,7 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("info", help="details of one model")
-    p.add_argument("name")
+    p.add_argument("name", help="a model name, or NAME:TAG for a shipped checkpoint's model card")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("train", help="train, evaluate on the held-out split, checkpoint and export")
@@ -502,14 +550,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# TensorFlow's C++ start-up lines (oneDNN notice, "could not find cuda drivers", absl's pre-init
+# warning) are written to file descriptor 2 while its libraries load, before TF_CPP_MIN_LOG_LEVEL
+# is read; informational ones and the CUDA probe's on a machine without a GPU are dropped.
+_STARTUP_NOISE = re.compile(r"^(?:[IW]0000 |WARNING: All log messages before absl::InitializeLog"
+                            r"|E0000 .*(?:cuInit|cuda|CUDA))")
+# Commands that answer from catalog.json and the preset files, without TensorFlow.
+_WITHOUT_TENSORFLOW = (cmd_list, cmd_info)
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow (and initialise its devices) with its start-up noise filtered out of stderr;
+    every other line it writes there is passed on."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") in ("", "0") or "tensorflow" in sys.modules:
+        return  # the user asked for TensorFlow's logs, or it is already loaded
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines():
+                if not _STARTUP_NOISE.match(line):
+                    print(line, file=sys.stderr)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.func not in _WITHOUT_TENSORFLOW:
+            _import_tensorflow_quietly()
         return args.func(args)
     except (KeyError, ValueError, FileNotFoundError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"keras-zoo: {message}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`keras-zoo list | head`): stop writing, quietly, like other tools.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

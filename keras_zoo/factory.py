@@ -23,6 +23,7 @@ from keras_zoo.registry import TASKS, ModelSpec
 log = logging.getLogger("keras_zoo")
 
 CATALOG_PATH = os.path.join(os.path.dirname(__file__), "catalog.json")
+_UNSET = object()
 
 
 def _builtin_specs() -> list[ModelSpec]:
@@ -143,15 +144,53 @@ def _create_pretrained(spec: ModelSpec, pretrained, *, sha256=None, input_shape=
     if input_shape is not None and tuple(input_shape) != contract:
         raise ValueError(f"{label} was trained on inputs of shape {contract}, not {tuple(input_shape)}; "
                          f"use keras_zoo.finetune({name!r}, data) to adapt it to other inputs")
-    if num_classes is not None and spec.accepts_num_classes and num_classes != entry.get("num_classes"):
+    # A classifier's head can be reset (num_classes=) or dropped (include_top=False, pooling=): the
+    # pretrained feature extractor is kept either way, as in timm and keras-hub.
+    include_top = overrides.pop("include_top", True) if spec.task == "classification" else True
+    pooling = overrides.pop("pooling", _UNSET) if spec.task == "classification" else _UNSET
+    if include_top not in (True, False):
+        raise ValueError(f"include_top must be True or False, got {include_top!r}")
+    if pooling is not _UNSET and include_top:
+        raise ValueError(f"pooling={pooling!r} goes with include_top=False (a feature extractor of {label})")
+    pooling = None if pooling is _UNSET else pooling  # as keras.applications: feature maps by default
+    new_head = (num_classes is not None and spec.accepts_num_classes and num_classes != entry.get("num_classes"))
+    if new_head and spec.task != "classification":
         raise ValueError(f"{label} predicts {entry.get('num_classes')} classes, not {num_classes}; "
                          f"use keras_zoo.finetune({name!r}, data) to train a head for new classes")
+    if new_head and not include_top:
+        raise ValueError("num_classes= sets the size of a new head; include_top=False has no head")
     recorded = entry.get("overrides", {})
     changed = {k: v for k, v in overrides.items() if recorded.get(k, spec.defaults.get(k)) != v}
     if changed:
         raise ValueError(f"{label} was trained with {recorded or 'the default arguments'}; the overrides "
                          f"{changed} would change its architecture")
     model, _ = weights.load_entry(name, entry["tag"])
+    if not include_top:
+        return _with_cfg(model_layers().feature_extractor(model, label, pooling), entry,
+                         head=f"none: {pooling}-pooled features" if pooling else "none: feature maps")
+    if new_head:
+        layers = model_layers()
+        features = layers.pooled_features(model, label)
+        # A fresh head (new random weights) on the pretrained features.
+        outputs = layers.classification_head(features, num_classes, name="head")
+        import keras
+
+        return _with_cfg(keras.Model(model.inputs, outputs, name=name), entry,
+                         head=f"reset: {num_classes} classes, untrained", num_classes=num_classes,
+                         class_names=None)
+    return model
+
+
+def model_layers():
+    """The shared blocks of the model families (`keras_zoo.models.layers`), imported on use."""
+    from keras_zoo.models import layers
+
+    return layers
+
+
+def _with_cfg(model, entry: dict, **changes):
+    """`model` carrying its checkpoint's manifest entry, with what was changed on top recorded."""
+    model.pretrained_cfg = weights.pretrained_cfg({**entry, **changes})
     return model
 
 

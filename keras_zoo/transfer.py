@@ -30,6 +30,7 @@ import numpy as np
 
 from keras_zoo import _validate, factory, weights
 from keras_zoo._io import atomic_path, atomic_write_text
+from keras_zoo.models import layers as zoo_layers
 
 log = logging.getLogger("keras_zoo")
 
@@ -69,20 +70,27 @@ class FinetuneResult:
 # --------------------------------------------------------------------------- the base model
 
 
-def _load_base(name_or_model, pretrained):
-    """(model, label, contract, task) for a registry name (+ tag) or a built model."""
+def _base_task(name_or_model) -> str:
+    """The task of the model to fine-tune, known before any weights or data are read."""
     if isinstance(name_or_model, keras.Model):
-        model = name_or_model
         try:
-            task = factory.get_spec(model.name).task
+            return factory.get_spec(name_or_model.name).task
         except KeyError:
             # Unregistered: per-pixel outputs from a "logits" layer mean a segmentation model.
+            model = name_or_model
             per_pixel = len(model.outputs[0].shape) == 4 and "logits" in {l.name for l in model.layers}
-            task = "segmentation" if per_pixel else "classification"
-        shape = tuple(model.inputs[0].shape[1:])
-        return model, model.name, {"shape": list(shape), "value_range": [0.0, 1.0]}, task
+            return "segmentation" if per_pixel else "classification"
     if not isinstance(name_or_model, str):
         raise ValueError(f"finetune takes a registry name, 'name:tag' or a keras.Model, got {name_or_model!r}")
+    return factory.get_spec(name_or_model.partition(":")[0]).task
+
+
+def _load_base(name_or_model, pretrained, data_shape):
+    """(model, label, contract) for a built model or a registry name (+ tag). Without a tag, the
+    checkpoint whose input size fits `data_shape` best is chosen (`weights.closest_tag`)."""
+    if isinstance(name_or_model, keras.Model):
+        shape = tuple(name_or_model.inputs[0].shape[1:])
+        return name_or_model, name_or_model.name, {"shape": list(shape), "value_range": [0.0, 1.0]}
     name, _, tag = name_or_model.partition(":")
     if tag:
         if pretrained not in (True, tag):
@@ -91,9 +99,20 @@ def _load_base(name_or_model, pretrained):
     if pretrained is False or pretrained is None:
         raise ValueError("finetune starts from pretrained weights (pretrained=True or a tag); to train "
                          f"{name!r} from scratch use keras_zoo.train({name!r}, data)")
-    spec = factory.get_spec(name)
+    if pretrained is True:
+        pretrained = weights.closest_tag(name, data_shape)
     model, entry = weights.load_entry(name, pretrained)
-    return model, f"{name}:{entry['tag']}", entry["input_contract"], spec.task
+    label = f"{name}:{entry['tag']}"
+    log.info("finetune: starting from %s, trained on %s images of %s", label,
+             "x".join(map(str, entry["input_contract"]["shape"])), entry["dataset"]["description"])
+    return model, label, entry["input_contract"]
+
+
+def _tags_with_sizes(name: str) -> list:
+    try:
+        return [f"{e['tag']} ({'x'.join(map(str, e['input_contract']['shape'][:2]))})" for e in weights.entries(name)]
+    except KeyError:
+        return []
 
 
 def _backbone(model, label: str, task: str):
@@ -112,7 +131,7 @@ def _backbone(model, label: str, task: str):
             raise ValueError(f"{label} has no per-pixel 'logits' layer to replace; finetune cuts "
                              "segmentation models (U-Net) there") from None
         return keras.Model(model.inputs, features, name="backbone")
-    return keras.Model(model.inputs, _feature_tensor(model, label), name="backbone")
+    return keras.Model(model.inputs, zoo_layers.pooled_features(model, label), name="backbone")
 
 
 def _segmentation_head(features, num_classes: int, dropout: float, size):
@@ -122,18 +141,6 @@ def _segmentation_head(features, num_classes: int, dropout: float, size):
     if size is not None:
         x = keras.layers.Resizing(size[0], size[1], interpolation="bilinear", name="adapt_resize_back")(x)
     return keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
-
-
-def _feature_tensor(model, label: str):
-    """The output to cut at: the ``"pool"`` layer, else the input of the classification head."""
-    names = {layer.name for layer in model.layers}
-    if "pool" in names:
-        return model.get_layer("pool").output
-    for head in ("head_dropout", "head_logits"):
-        if head in names:
-            return model.get_layer(head).input
-    raise ValueError(f"{label} has no feature layer to cut at: finetune needs a layer named 'pool' "
-                     "(the convention of keras_zoo classifiers) or a 'head_logits' head")
 
 
 # --------------------------------------------------------------------------- the input contract
@@ -261,7 +268,6 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
         >>> result.metrics["accuracy"], result.export_path
     """
     from keras_zoo.data import Splits, load_splits
-    from keras_zoo.models import layers as zoo_layers
     from keras_zoo.recipes import Recipe
     from keras_zoo.training import train
 
@@ -271,7 +277,8 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
     fine_tune_epochs = _validate.positive_int("fine_tune_epochs", fine_tune_epochs, minimum=0)
     fine_tune_learning_rate = fine_tune_learning_rate or learning_rate / 10.0
 
-    base, label, contract, task = _load_base(name_or_model, pretrained)
+    task = _base_task(name_or_model)
+    label = getattr(name_or_model, "name", name_or_model)
     if task not in _FEATURE_TASKS:
         raise ValueError(f"{label} is a {task} model; finetune gives new classes to classifiers, "
                          f"encoders and U-Nets ({', '.join(_FEATURE_TASKS)} models)")
@@ -287,6 +294,13 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
     elif num_classes != info.num_classes:
         raise ValueError(f"num_classes={num_classes} but the data {info.name!r} has {info.num_classes} "
                          f"classes {list(info.class_names)}")
+    base, label, contract = _load_base(name_or_model, pretrained, info.input_shape)
+    shrink = weights.shrink_factor(contract["shape"], info.input_shape)
+    if shrink > 2:
+        log.warning("finetune: %s was trained on %s images; the data's %s images are shrunk %.1fx inside "
+                    "the model and lose detail (tags of %s: %s)", label,
+                    "x".join(map(str, contract["shape"][:2])), "x".join(map(str, info.input_shape[:2])),
+                    shrink, label.split(":")[0], ", ".join(_tags_with_sizes(label.split(":")[0])))
     adapters, notes = _adapters(info.input_shape, info.value_range, contract, label)
     for note in notes:
         log.warning("finetune: %s", note)

@@ -119,6 +119,84 @@ def get_entry(name: str, tag=True, store: str | None = None) -> dict:
                    f"{[e['tag'] for e in found]}")
 
 
+def closest_tag(name: str, input_shape, store: str | None = None) -> str:
+    """The tag of `name`'s checkpoint whose input contract fits images of `input_shape` best: the
+    same height, width and channels first, then the least resizing (shrinking counts double, as it
+    throws detail away), then the same channel count, then the default tag."""
+    found = entries(name, store)
+    if not found:
+        get_entry(name, True, store)  # raises with the models that have weights
+    want = tuple(int(d) for d in input_shape)
+
+    def cost(entry):
+        have = tuple(entry["input_contract"]["shape"])
+        if len(have) != len(want) or len(want) != 3:
+            return (float("inf"),) * 3
+        scale = 1.0
+        for h, w in zip(have[:2], want[:2]):
+            ratio = h / w
+            scale *= ratio if ratio >= 1 else (1 / ratio) ** 2
+        return (scale, have[2] != want[2], not entry.get("default"))
+
+    return min(found, key=cost)["tag"]
+
+
+def shrink_factor(contract_shape, input_shape) -> float:
+    """How many times smaller (per side, the larger of the two) the contract is than the images."""
+    return max(float(i) / float(c) for i, c in zip(tuple(input_shape)[:2], tuple(contract_shape)[:2]))
+
+
+def pretrained_cfg(entry: dict):
+    """What a model loaded from the store carries as ``model.pretrained_cfg``: its manifest entry
+    (tag, input contract, class names, training data and licence, held-out metrics, sha256), read-only."""
+    import copy
+    import types
+
+    return types.MappingProxyType(copy.deepcopy(entry))
+
+
+def model_card(entry: dict) -> str:
+    """A model card for one shipped checkpoint, generated from its manifest entry (Markdown)."""
+    contract = entry["input_contract"]
+    shape = "x".join(map(str, contract["shape"]))
+    data = entry["dataset"]
+    metrics = ", ".join(f"{k} {v:.4g}" for k, v in entry["metrics"].items() if k != "split")
+    classes = entry.get("class_names") or []
+    lines = [
+        f"# {entry['name']}:{entry['tag']}{' (default)' if entry.get('default') else ''}",
+        "",
+        f"{entry['family']} family, task {entry['task']}, {entry['parameters']:,} parameters.",
+        "",
+        "## Intended data",
+        f"- Trained on: {data['description']} (source `{data['source']}`"
+        + (f", classes {data['classes']}" if data.get("classes") is not None else "") + ").",
+        f"- Data licence: {data.get('licence') or 'not recorded'}.",
+        f"- Classes ({len(classes)}): {', '.join(map(str, classes))}." if classes else
+        "- No classes (a self-supervised or generative model).",
+        "",
+        "## Input contract",
+        f"- float32 images {shape} ({contract['layout']}), values in [{contract['value_range'][0]}, "
+        f"{contract['value_range'][1]}]; {contract.get('note', 'pixel values divided by 255')}.",
+        "",
+        "## Held-out metrics",
+        f"- On the {entry['metrics']['split']} split ({data['split'].get('held_out', 'test')}, seed "
+        f"{data['split']['seed']}): {metrics}.",
+        "",
+        "## Limitations",
+        f"- Seen only {data['description']}; other images (other sizes, colours, subjects) are outside "
+        "what it was measured on.",
+        f"- Other image sizes must be resized to {shape}: `keras_zoo.finetune` does it inside the model "
+        "and warns when it shrinks images by more than 2x, which loses detail.",
+        f"- Trained for {entry['epochs_run']} epochs in {entry['train_seconds']:.0f} s with Keras "
+        f"{entry['keras_version']}, TensorFlow {entry['tensorflow_version']}.",
+        "",
+        "## Provenance",
+        f"- Reproduce: `{entry['command']}`.",
+        f"- File `{entry['file']}`, {entry['size_bytes']:,} bytes, sha256 `{entry['sha256']}`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 # --------------------------------------------------------------------------- integrity
 
 
@@ -309,6 +387,7 @@ def load_entry(name: str, tag=True, store: str | None = None):
         model.load_weights(path)
     else:
         model = load_keras_archive(path)
+    model.pretrained_cfg = pretrained_cfg(entry)
     return model, entry
 
 

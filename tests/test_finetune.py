@@ -229,3 +229,21 @@ def test_shipped_resnet_simclr_and_unet_get_new_heads(name, data, output, tmp_pa
     for w in backbone.weights:  # phase 1 leaves the pretrained backbone exactly as it was
         np.testing.assert_array_equal(np.asarray(w), reference[w.path])
     assert 0.0 <= result.metrics["accuracy"] <= 1.0
+
+
+def test_finetune_picks_the_checkpoint_nearest_the_datas_size_and_warns_before_shrinking(tmp_path, caplog):
+    import logging
+
+    x, y = _digits((0, 1, 2), 20, 1)
+    with caplog.at_level(logging.INFO, logger="keras_zoo"):
+        picked = keras_zoo.finetune("cnn_small", (x, y), epochs=1, run_dir=str(tmp_path / "a"), verbose=0)
+    # 20x20 grayscale data: the 28x28 MNIST checkpoint is enlarged 1.4x; the 8x8 ones would shrink it 2.5x.
+    assert picked.base == "cnn_small:mnist"
+    assert not [r for r in caplog.records if "shrunk" in r.getMessage()]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="keras_zoo"):
+        chosen = keras_zoo.finetune("cnn_small:digits", (x, y), epochs=1, run_dir=str(tmp_path / "b"), verbose=0)
+    assert chosen.base == "cnn_small:digits"
+    (warning,) = [r.getMessage() for r in caplog.records if "shrunk" in r.getMessage()]
+    assert "trained on 8x8 images; the data's 20x20 images are shrunk 2.5x" in warning
+    assert "mnist (28x28)" in warning and "\n" not in warning

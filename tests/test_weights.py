@@ -93,12 +93,12 @@ def test_every_shipped_checkpoint_scores_its_manifest_metrics_on_its_held_out_sp
         assert abs(measured[key] - value) <= tolerance, (key, measured[key], value)
 
 
-def test_default_pretrained_cnn_classifies_its_held_out_digits():
+def test_pretrained_cnn_classifies_its_held_out_digits():
     from keras_zoo.data import load_splits
 
-    model = keras_zoo.create_model("cnn_small", pretrained=True)
-    entry = weights.get_entry("cnn_small")
-    assert entry["tag"] == "digits" and entry["dataset"]["split"]["seed"] == 0
+    model = keras_zoo.create_model("cnn_small", pretrained="digits")
+    entry = weights.get_entry("cnn_small", "digits")
+    assert entry["dataset"]["split"]["seed"] == 0
     assert tuple(model.inputs[0].shape[1:]) == tuple(entry["input_contract"]["shape"])
     # The same seed gives the same split: these are the test images the manifest's metric is from.
     test = load_splits("digits", batch_size=512, seed=0).test
@@ -119,8 +119,53 @@ def test_default_tag_and_unknown_requests_name_what_exists():
         keras_zoo.create_model(without[0], pretrained=True)
     with pytest.raises(ValueError, match=r"trained on inputs of shape \(8, 8, 1\).*finetune"):
         keras_zoo.create_model("cnn_small", input_shape=(28, 28, 1), pretrained=True)
-    with pytest.raises(ValueError, match="predicts 5 classes, not 7; use keras_zoo.finetune"):
-        keras_zoo.create_model("cnn_small", num_classes=7, pretrained="digits-0to4")
+    with pytest.raises(ValueError, match="pooling='avg' goes with include_top=False"):
+        keras_zoo.create_model("cnn_small", pretrained="digits", pooling="avg")
+    with pytest.raises(ValueError, match="predicts 10 classes, not 3; use keras_zoo.finetune"):
+        keras_zoo.create_model("conv_autoencoder", pretrained=True, num_classes=3)
+
+
+def test_a_pretrained_classifier_gets_a_new_head_or_none_from_the_factory():
+    x = np.random.default_rng(0).uniform(size=(3, 8, 8, 1)).astype("float32")
+    full = keras_zoo.create_model("cnn_small", pretrained="digits-0to4")
+    assert full.pretrained_cfg["tag"] == "digits-0to4" and full.pretrained_cfg["num_classes"] == 5
+    assert full.pretrained_cfg["input_contract"]["shape"] == [8, 8, 1]
+    with pytest.raises(TypeError):
+        full.pretrained_cfg["tag"] = "changed"  # read-only
+    features = keras.Model(full.inputs, full.get_layer("pool").output)(x)
+
+    seven = keras_zoo.create_model("cnn_small", pretrained="digits-0to4", num_classes=7)
+    assert seven.output.shape[-1] == 7 and seven.name == "cnn_small"
+    assert seven.pretrained_cfg["head"].startswith("reset: 7 classes")
+    np.testing.assert_allclose(keras.Model(seven.inputs, seven.get_layer("pool").output)(x), features, atol=1e-6)
+    probs = np.asarray(seven(x))
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
+
+    pooled = keras_zoo.create_model("cnn_small", pretrained="digits-0to4", include_top=False, pooling="avg")
+    np.testing.assert_allclose(pooled(x), features, atol=1e-6)
+    maps = keras_zoo.create_model("cnn_small", pretrained="digits-0to4", include_top=False)
+    assert len(maps.output.shape) == 4  # feature maps, as keras.applications' pooling=None
+    np.testing.assert_allclose(np.asarray(maps(x)).mean(axis=(1, 2)), features, atol=1e-5)
+    resnet = keras_zoo.create_model("resnet20", pretrained=True, include_top=False, pooling="avg")
+    assert resnet.output.shape == (None, 64)
+
+
+def test_closest_tag_picks_the_checkpoint_trained_nearest_the_datas_size():
+    assert weights.closest_tag("cnn_small", (8, 8, 1)) == "digits"
+    assert weights.closest_tag("cnn_small", (16, 16, 3)).startswith("shapes-")
+    assert weights.closest_tag("cnn_small", (10, 10, 1)) == "digits"  # 8x8 over 16x16: less resizing
+    assert weights.shrink_factor((8, 8, 1), (28, 28, 1)) == 3.5
+
+
+def test_model_cards_come_from_the_manifest():
+    for entry in weights.entries():
+        card = weights.model_card(entry)
+        assert card.startswith(f"# {entry['name']}:{entry['tag']}")
+        for section in ("## Intended data", "## Input contract", "## Held-out metrics", "## Limitations",
+                        "## Provenance"):
+            assert section in card
+        assert entry["sha256"] in card and entry["dataset"]["licence"] in card
+        assert entry["dataset"]["licence"]
     with pytest.raises(ValueError, match="would change its architecture"):
         keras_zoo.create_model("cnn_small", pretrained=True, width=8)
 

@@ -77,3 +77,30 @@ def check_divisible(input_shape, factor: int, model: str) -> None:
             f"1/{factor} and doubles it back, so height and width must be multiples of {factor} "
             f"(change `depth` or resize the data)"
         )
+
+
+def pooled_features(model, label: str):
+    """The tensor a classifier's head starts from: the ``"pool"`` layer's output (the convention of
+    keras_zoo classifiers), else the input of its ``head_dropout``/``head_logits`` layer."""
+    names = {layer.name for layer in model.layers}
+    if "pool" in names:
+        return model.get_layer("pool").output
+    for head in ("head_dropout", "head_logits"):
+        if head in names:
+            return model.get_layer(head).input
+    raise ValueError(f"{label} has no feature layer to cut at: a layer named 'pool' (the convention of "
+                     "keras_zoo classifiers) or a 'head_logits' head")
+
+
+def feature_extractor(model, label: str, pooling: str | None = "avg"):
+    """A classifier without its head: pooled features (`pooling` "avg" keeps the model's own pool,
+    "max" max-pools its feature maps instead) or, with ``pooling=None``, the feature maps."""
+    _validate.one_of("pooling", pooling, ("avg", "max", None))
+    features = pooled_features(model, label)
+    if pooling != "avg":
+        try:
+            maps = model.get_layer("pool").input
+        except ValueError:
+            raise ValueError(f"{label} has no 'pool' layer whose feature maps pooling={pooling!r} needs") from None
+        features = maps if pooling is None else keras.layers.GlobalMaxPooling2D(name="pool_max")(maps)
+    return keras.Model(model.inputs, features, name=model.name)
