@@ -6,6 +6,11 @@ Targets:
                kinds it never saw: triangles, crosses, ellipses (`shapes:classes=5,size=16`).
   shapes-2way  `cnn_small:shapes-3` (circles, squares, triangles) fine-tuned on crosses vs ellipses.
   digits       `MODEL:digits-0to4` (pretrained on the digits 0-4) fine-tuned on the digits 5-9.
+  mnist        `cnn_small:mnist-0to4` (pretrained on real 28x28 MNIST digits 0-4) fine-tuned on real
+               digits 5-9, through the command line exactly as a user types it (`--cli`): a folder of
+               20 images per class (`train/`, from the MNIST test set's first 8,000 images) and every
+               5-9 of its last 2,000 (`test/`); `keras-zoo finetune cnn_small:mnist-0to4 --data DIR
+               --epochs 30 --fine-tune-epochs 10` against `keras-zoo train cnn_small --data DIR`.
 
 Protocol (per seed): draw 20 images per target class for training; every other image of those
 classes is the held-out test set. No validation data beyond those 20 per class, so both arms train
@@ -16,6 +21,7 @@ tenth of the learning rate.
 
     PYTHONPATH=. python benchmarks/bench_finetune.py --target shapes --models cnn_small
     PYTHONPATH=. python benchmarks/bench_finetune.py --target digits --models cnn_small mlp_lecture
+    PYTHONPATH=. python benchmarks/bench_finetune.py --target mnist --cli
 
 Writes benchmarks/results/finetune_transfer_<target>.json.
 """
@@ -45,6 +51,7 @@ TARGETS = {
     "digits": ("digits", (5, 6, 7, 8, 9), "digits-0to4", "digits 0-4"),
     "shapes": ("shapes:classes=5,count=3000,size=16", (2, 3, 4), "shapes-2", "circles and squares"),
     "shapes-2way": ("shapes:classes=5,count=3000,size=16", (3, 4), "shapes-3", "circles, squares, triangles"),
+    "mnist": ("mnist-t10k", (5, 6, 7, 8, 9), "mnist-0to4", "real 28x28 MNIST digits 0-4"),
 }
 
 
@@ -111,6 +118,65 @@ def compare(model, tag, data, classes, seeds, args):
     }
 
 
+def mnist_folder(root, seed):
+    """train/<digit>/: 20 images of each digit 5-9 drawn from the MNIST test set's first 8,000 (the
+    images cnn_small:mnist-0to4 never saw: it trained on 0-4 only); test/<digit>/: every 5-9 among
+    its last 2,000. Returns the number of test images."""
+    import shutil
+
+    from keras_zoo import pretrain
+
+    source = pretrain.mnist_t10k_folder()
+    rng = np.random.default_rng(seed)
+    count = 0
+    for digit in range(5, 10):
+        pool = sorted(os.listdir(os.path.join(source, "train", str(digit))))
+        for split, names in (("train", rng.choice(pool, PER_CLASS, replace=False)),
+                             ("test", sorted(os.listdir(os.path.join(source, "test", str(digit)))))):
+            folder = os.path.join(root, split, str(digit))
+            os.makedirs(folder, exist_ok=True)
+            for name in names:
+                shutil.copyfile(os.path.join(source, split, str(digit), name), os.path.join(folder, name))
+            count += len(names) if split == "test" else 0
+    return count
+
+
+def cli_accuracy(command, run_dir):
+    """Run a keras-zoo command; the held-out accuracy it wrote to run_dir/metrics.json."""
+    subprocess.run(command + ["--out", run_dir, "--no-export"], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": ROOT})
+    with open(os.path.join(run_dir, "metrics.json"), encoding="utf-8") as f:
+        summary = json.load(f)
+    return float(summary["test"]["accuracy"])
+
+
+def compare_cli(seeds, tag):
+    """The user's commands, verbatim but for --out and --no-export, on one folder per seed."""
+    zoo = [sys.executable, "-m", "keras_zoo.cli"]
+    runs = []
+    for seed in seeds:
+        with tempfile.TemporaryDirectory() as tmp:
+            data = os.path.join(tmp, "digits5to9")
+            test_images = mnist_folder(data, seed)
+            scratch = cli_accuracy(zoo + ["train", "cnn_small", "--data", data], os.path.join(tmp, "scratch"))
+            tuned = cli_accuracy(zoo + ["finetune", f"cnn_small:{tag}", "--data", data, "--epochs", "30",
+                                        "--fine-tune-epochs", "10"], os.path.join(tmp, "finetune"))
+        run = {"seed": seed, "scratch_accuracy": round(scratch, 4), "finetuned_accuracy": round(tuned, 4),
+               "test_examples": test_images}
+        print(json.dumps(run), flush=True)
+        runs.append(run)
+    scratch = np.array([r["scratch_accuracy"] for r in runs])
+    tuned = np.array([r["finetuned_accuracy"] for r in runs])
+    return {"cnn_small": {
+        "pretrained": f"cnn_small:{tag}",
+        "commands": [f"keras-zoo train cnn_small --data DIR",
+                     f"keras-zoo finetune cnn_small:{tag} --data DIR --epochs 30 --fine-tune-epochs 10"],
+        "finetuned_accuracy": round(float(tuned.mean()), 4), "finetuned_accuracy_std": round(float(tuned.std()), 4),
+        "scratch_accuracy": round(float(scratch.mean()), 4), "scratch_accuracy_std": round(float(scratch.std()), 4),
+        "margin_points": round(float(np.mean(tuned - scratch) * 100), 2),
+        "bar_met": bool(np.mean(tuned - scratch) > 0), "runs": runs}}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--target", choices=sorted(TARGETS), default="shapes")
@@ -120,20 +186,30 @@ def main(argv=None):
     parser.add_argument("--head-epochs", type=int, default=60)
     parser.add_argument("--tune-epochs", type=int, default=60)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--cli", action="store_true",
+                        help="run the user's keras-zoo commands on image folders (target mnist)")
     args = parser.parse_args(argv)
 
     source, classes, tag, seen = TARGETS[args.target]
-    data = arrays(source)
     started = time.perf_counter()
-    by_model = {model: compare(model, tag, data, classes, args.seeds, args) for model in args.models}
+    if args.cli:
+        if args.target != "mnist":
+            parser.error("--cli compares the command-line defaults on the mnist target")
+        by_model = compare_cli(args.seeds, tag)
+        names = [str(c) for c in range(10)]
+    else:
+        data = arrays(source if args.target != "mnist" else __import__("keras_zoo.pretrain").pretrain.mnist_t10k_folder())
+        names = data[2]
+        by_model = {model: compare(model, tag, data, classes, args.seeds, args) for model in args.models}
     seconds = time.perf_counter() - started
     result = {
         "topic": f"finetune_transfer_{args.target}",
         "data": f"{source}: pretrained on {seen} (shipped MODEL:{tag}); fine-tuned on "
-                f"{[data[2][c] for c in classes]} with {PER_CLASS} labelled images per class and no other "
+                f"{[names[c] for c in classes]} with {PER_CLASS} labelled images per class and no other "
                 "labels; test = every other image of those classes",
         "metric": "held-out accuracy, mean over seeds (one 20/class draw per seed)",
-        "bar": "fine-tuned beats the same architecture trained from scratch by >= 5 points",
+        "bar": ("keras-zoo finetune beats keras-zoo train from scratch on the same folder" if args.cli else
+                "fine-tuned beats the same architecture trained from scratch by >= 5 points"),
         "results": by_model,
         "settings": vars(args),
         "seconds": round(seconds, 1),
@@ -142,7 +218,8 @@ def main(argv=None):
         "load": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
     }
     os.makedirs(os.path.join(ROOT, "benchmarks", "results"), exist_ok=True)
-    path = os.path.join(ROOT, "benchmarks", "results", f"finetune_transfer_{args.target}.json")
+    path = os.path.join(ROOT, "benchmarks", "results",
+                        f"finetune_transfer_{args.target}{'_cli' if args.cli else ''}.json")
     from keras_zoo._io import atomic_write_text
 
     atomic_write_text(path, json.dumps(result, indent=2) + "\n")
