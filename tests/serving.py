@@ -26,11 +26,12 @@ def _in_graph(sig, value):
     return sig._call_flat([tf.constant(value)], sig.captured_inputs)
 
 
-def assert_serving_contract(path: str, batch: int = 3) -> dict:
-    """Check the contract on the export at `path`; return its metadata."""
+def assert_serving_contract(path: str, batch: int = 3, loaded=None) -> dict:
+    """Check the contract on the export at `path` (or on `loaded`, its `load_export` pair); return
+    its metadata."""
     import tensorflow as tf
 
-    loaded, meta = keras_zoo.load_export(path)
+    loaded, meta = loaded or keras_zoo.load_export(path)
     task, shape = meta["task"], tuple(meta["input_shape"])
     serve = loaded.signatures["serving_default"]
     spec = serve.structured_input_signature[1]["inputs"]

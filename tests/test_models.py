@@ -117,4 +117,4 @@ def test_export_round_trip_gives_equal_outputs(trained, tmp_path):
     for key in expected:
         assert_close(served[key], expected[key], what=f"{name} export's {key!r}")
     # serving_default: the one serving contract (uint8 images at the model's size, checked in the graph).
-    assert_serving_contract(path)
+    assert_serving_contract(path, loaded=(loaded, metadata))

@@ -95,9 +95,15 @@ def endpoints_for(model, task: str, serving: str, extra, input_shape) -> dict:
     """``{signature name: (fn, input specs)}`` with ``serving_default`` first, every input checked."""
     from keras_zoo.export.signatures import SIGNATURES
 
+    from keras_zoo.export.signatures import TASK_DEFAULT
+
     raw = {"serving_default": SIGNATURES[serving](model, input_shape)}
-    raw[serving] = raw["serving_default"]
+    if serving == TASK_DEFAULT[task]:
+        raw[serving] = raw["serving_default"]  # e.g. `generate`, by its own name too
+    # (a uint8 twin is not exported twice: each endpoint is one more trace, save and check)
     for sig in extra:
+        if sig == serving:
+            continue
         raw.setdefault(sig, SIGNATURES[sig](model, input_shape))
     return {sig: enforce(sig, fn, specs) for sig, (fn, specs) in raw.items()}
 

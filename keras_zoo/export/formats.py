@@ -56,6 +56,11 @@ def _require(module: str, extra: str):
 def _first_line(err: BaseException) -> str:
     text = str(err).strip() or type(err).__name__
     lines = [l.strip() for l in text.splitlines() if l.strip()]
+    for prefix in ("TF Select ops:", "Custom ops:"):
+        named = [l[len(prefix):].strip() for l in lines if l.startswith(prefix)]
+        if named:
+            return (f"operators not in TFLite's built-in set: {named[0]} (they would need the Flex "
+                    "delegate, which phones do not ship by default)")
     # The TFLite converter's useful line names the operators it could not convert.
     useful = [l for l in lines if "not supported" in l or "failed to legalize" in l.lower()
               or "Some ops" in l]
@@ -78,16 +83,36 @@ def convert(format: str, fn, specs, staged: str, saved_model_dir: str | None, na
 
             patch_tf2onnx()
             function = tf.function(fn, input_signature=specs)
-            tf2onnx.convert.from_function(function, specs, output_path=path)
+            proto, _ = tf2onnx.convert.from_function(function, specs, output_path=path)
+            # tf2onnx logs the TensorFlow operators it cannot convert and keeps them in the graph.
+            unknown = _unknown_onnx_ops(proto)
+            if unknown:
+                raise ConversionError(f"{name} cannot be exported as onnx: operators with no ONNX "
+                                      f"conversion: {', '.join(unknown)}")
         else:
             converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir,
                                                                  signature_keys=["serving_default"])
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
             with open(path, "wb") as f:
                 f.write(converter.convert())
+    except ConversionError:
+        raise
     except Exception as err:  # the converters raise many kinds; the reason is what matters
         raise ConversionError(f"{name} cannot be exported as {format}: {_first_line(err)}") from err
     return path
+
+
+def _unknown_onnx_ops(proto) -> list:
+    import onnx
+
+    def nodes(graph):
+        for node in graph.node:
+            yield node
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    yield from nodes(attr.g)
+
+    return sorted({n.op_type for n in nodes(proto.graph) if not onnx.defs.has(n.op_type, n.domain or "")})
 
 
 # --------------------------------------------------------------------------- runtimes
