@@ -44,6 +44,33 @@ def test_export_answers_the_contract_in_its_own_runtime(model, tmp_path, fmt, fi
         runner(inputs=np.zeros((5, 16, 16, 1), "uint8"))
 
 
+def test_predict_reads_onnx_and_tflite_files_and_answers_as_the_saved_model(tmp_path, capsys):
+    from PIL import Image
+
+    from keras_zoo.cli import main as cli
+
+    keras.utils.set_random_seed(3)
+    net = keras_zoo.create_model("mlp_lecture", input_shape=(8, 8, 1), num_classes=3)
+    names = ["circle", "square", "cross"]
+    saved = export_model(net, str(tmp_path), class_names=names)
+    onnx = export_model(net, str(tmp_path), class_names=names, format="onnx")
+    litert = export_model(net, str(tmp_path), class_names=names, format="litert")
+    rng = np.random.default_rng(0)
+    images = []
+    for i in range(4):
+        images.append(str(tmp_path / f"image{i}.png"))
+        Image.fromarray(rng.integers(0, 256, size=(8, 8)).astype("uint8")).save(images[-1])
+    rows = {}
+    for target in (saved, os.path.join(onnx, "model.onnx"), os.path.join(litert, "model.tflite"), onnx):
+        assert cli(["predict", target, *images]) == 0
+        rows[target] = [line.split("\t") for line in capsys.readouterr().out.strip().splitlines()]
+    reference = rows.pop(saved)
+    assert [r[0] for r in reference] == images and all(r[1] in names for r in reference)
+    for target, got in rows.items():
+        assert [r[:2] for r in got] == [r[:2] for r in reference], target
+        assert all(abs(float(a[2]) - float(b[2])) <= 2e-3 for a, b in zip(got, reference)), target
+
+
 def test_a_failed_check_publishes_nothing(model, tmp_path, monkeypatch):
     real_call = formats.Runner.__call__
 

@@ -160,15 +160,14 @@ def test_cli_finetune_on_a_folder_of_pngs_gives_a_servable_export(tmp_path, caps
     path = capsys.readouterr().out.strip()
     assert path == str(exports / "cnn_small_finetuned" / "1")
     assert_serving_contract(path)
-    # ONNX and LiteRT exports of the same run; predict reads them and answers as the SavedModel did.
-    for fmt, file in (("onnx", "model.onnx"), ("litert", "model.tflite")):
-        assert cli(["export", str(out), "--out", str(exports), "--format", fmt]) == 0
-        written = capsys.readouterr().out.strip()
-        assert written == str(exports / f"cnn_small_finetuned-{fmt}" / "1")
-        assert cli(["predict", os.path.join(written, file), *map(str, probe)]) == 0
-        portable = [line.split("\t") for line in capsys.readouterr().out.strip().splitlines()]
-        assert [r[:2] for r in portable] == [r[:2] for r in rows], fmt
-        assert all(abs(float(a[2]) - float(b[2])) <= 2e-3 for a, b in zip(portable, rows)), (portable, rows)
+    # This run shrinks 16x16 images to the checkpoint's 8x8 with an antialiased resize
+    # (ScaleAndTranslate), which neither converter has: refused with the operator named.
+    for fmt in ("onnx", "litert"):
+        assert cli(["export", str(out), "--out", str(exports), "--format", fmt]) == 2
+        assert "cannot be exported as" in (err := capsys.readouterr().err) and "ScaleAndTranslate" in err
+    assert sorted(os.listdir(exports)) == ["cnn_small_finetuned", "cnn_small_finetuned-litert",
+                                           "cnn_small_finetuned-onnx"]
+    assert os.listdir(exports / "cnn_small_finetuned-onnx") == []  # nothing published
 
 
 def test_cli_predict_uses_shipped_weights(tmp_path, capsys):
