@@ -176,17 +176,30 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _run_summary(path: str) -> dict:
+    """The ``metrics.json`` that `train`/`finetune` wrote beside a model (run directory or .keras file)."""
+    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    summary_path = os.path.join(folder, "metrics.json")
+    if not os.path.exists(summary_path):
+        return {}
+    with open(summary_path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def cmd_export(args) -> int:
     import keras_zoo
     from keras_zoo.training import load_model
 
+    summary = _run_summary(args.model)
+    # The task travels in the run's metrics.json (a fine-tuned model is not a registry name).
+    task = args.task or summary.get("task")
+    if args.format != "saved_model":
+        from keras_zoo.export import formats
+
+        formats.check_format(args.format)  # a missing optional package, before TensorFlow loads the model
     model = load_model(args.model)
-    class_names = None
-    metrics_path = os.path.join(args.model, "metrics.json") if os.path.isdir(args.model) else None
-    if metrics_path and os.path.exists(metrics_path):
-        with open(metrics_path, encoding="utf-8") as f:
-            class_names = json.load(f).get("class_names")
-    path = keras_zoo.export_model(model, args.out, version=args.version, class_names=class_names)
+    path = keras_zoo.export_model(model, args.out, version=args.version, task=task, format=args.format,
+                                  class_names=summary.get("class_names"))
     print(path)
     return 0
 
@@ -222,7 +235,7 @@ def cmd_finetune(args) -> int:
               f"{phase['test']['accuracy']:.4f}")
     print(f"checkpoint: {os.path.join(out, 'model.keras')}")
     if result.export_path:
-        print(f"export (serving_default takes uint8 images "
+        print(f"export (serving_default takes uint8 images, pixels 0-255, "
               f"{'x'.join(map(str, result.info.input_shape))}): {result.export_path}")
     return 0
 
@@ -283,6 +296,20 @@ def _spec_task(name):
 def _predictions(target, images):
     """(task, outputs dict, class names, inputs) of `target` (export, .keras/run directory,
     NAME[:TAG]); the inputs are the images as float32 in [0, 1] at the model's size."""
+    from keras_zoo.export import formats
+
+    portable = formats.model_file(target) if os.path.exists(target) else None
+    if portable:
+        runner = formats.load(portable)
+        meta = runner.metadata
+        contract = runner.contract
+        if not contract:
+            raise ValueError(f"{portable} has no keras_zoo.json beside it; predict needs its input contract")
+        (spec,) = contract
+        shape = tuple(meta.get("input_shape") or ()) if None in spec["shape"][1:] else tuple(spec["shape"][1:])
+        x = _load_images(images, shape)
+        served = (x * 255).round().astype("uint8") if spec["dtype"] == "uint8" else x
+        return meta.get("task"), runner(inputs=served), meta.get("class_names") or [], x
     is_export = os.path.isdir(target) and (
         os.path.exists(os.path.join(target, "saved_model.pb"))
         or any(d.isdigit() for d in os.listdir(target)))
@@ -471,10 +498,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="TFDS data directory holding prepared data sets")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("export", help="export a trained model as a SavedModel for TF Serving")
+    p = sub.add_parser("export", help="export a trained model (SavedModel for TF Serving, ONNX or LiteRT)")
     p.add_argument("model", help=".keras file or run directory")
     p.add_argument("--out", required=True, help="serving root; writes OUT/NAME/VERSION")
     p.add_argument("--version", type=int)
+    p.add_argument("--format", default="saved_model", choices=("saved_model", "onnx", "litert"),
+                   help="saved_model (default; OUT/NAME/VERSION), onnx or litert (OUT/NAME-FORMAT/VERSION "
+                        "holding model.onnx or model.tflite, checked with its own runtime)")
+    p.add_argument("--task", choices=("classification", "segmentation", "reconstruction", "generation",
+                                      "contrastive"),
+                   help="the model's task when neither the registry nor the run's metrics.json knows it")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("finetune", help="new classes on a pretrained model; writes a servable export")
@@ -523,7 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("predict", help="classify, segment or reconstruct image files")
-    p.add_argument("model", help="export directory, .keras file, run directory, or NAME[:TAG] with shipped weights")
+    p.add_argument("model", help="export directory (SavedModel, ONNX or LiteRT), .onnx or .tflite file, .keras "
+                                 "file, run directory, or NAME[:TAG] with shipped weights")
     p.add_argument("images", nargs="+")
     p.add_argument("--out", default="predictions",
                    help="where segmentation masks and reconstructions go as PNGs, one per image "

@@ -201,6 +201,7 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
     hist = {k: [float(x) for x in v] for k, v in history.history.items()}
     summary = {
         "model": name,
+        "task": spec.task if spec else None,  # read by `keras-zoo export RUN_DIR`
         "data": info.name,
         "recipe": recipe.to_dict(),
         "overrides": model_overrides,

@@ -13,8 +13,8 @@ When the data does not match the checkpoint's input contract, safe adaptations (
 to RGB, RGB to grayscale) become the first layers of the fine-tuned model and are logged; anything
 else (vectors for an image model, values outside [0, 1], unknown channel counts) is refused with a
 message naming the contract. Because the adaptation is part of the model, its SavedModel export
-(``serving_default`` on raw uint8 images, class names in its assets) needs no client-side
-preprocessing beyond decoding the image.
+(the serving contract: ``serving_default`` on raw uint8 images, class names in its assets and
+signatures) needs no client-side preprocessing beyond decoding the image.
 """
 
 from __future__ import annotations
@@ -351,8 +351,10 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
     class_names = [str(c) for c in info.class_names]
     with atomic_path(os.path.join(run_dir, "model.keras"), suffix=".keras") as tmp:
         model.save(tmp)
+    out_task = "segmentation" if task == "segmentation" else "classification"
     summary = {
         "model": model.name,
+        "task": out_task,  # `keras-zoo export RUN_DIR` needs it: the fine-tuned model is not registered
         "base": label,
         "data": info.name,
         "class_names": class_names,
@@ -372,13 +374,9 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
     if export:
         from keras_zoo.export import export_model
 
-        segmentation = task == "segmentation"
-        export_path = export_model(model, os.path.join(run_dir, "export"),
-                                   task="segmentation" if segmentation else "classification",
-                                   serving="segment_uint8" if segmentation else "classify_uint8",
-                                   # fixed-size uint8 only: the fine-tuned model's resize layers
-                                   # fix its input size
-                                   signatures=() if segmentation else None, class_names=class_names)
+        # The serving contract of every export: uint8 images at the model's (here the data's) size.
+        export_path = export_model(model, os.path.join(run_dir, "export"), task=out_task,
+                                   class_names=class_names)
     return FinetuneResult(model=model, metrics=result.metrics, phases=phases, history=histories,
                           class_names=class_names, adaptations=notes, base=label, run_dir=run_dir,
                           info=info, export_path=export_path)

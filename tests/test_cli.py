@@ -8,6 +8,8 @@ import sys
 import numpy as np
 import pytest
 
+from serving import assert_serving_contract
+
 CLI = [sys.executable, "-m", "keras_zoo.cli"]
 
 
@@ -98,6 +100,9 @@ def test_train_evaluate_export_predict_on_digits(tmp_path):
     path = run(["export", "run", "--out", "served"], tmp_path).stdout.strip()
     assert path.endswith(os.path.join("served", "cnn_small", "1"))
     assert (tmp_path / "served" / "cnn_small" / "1" / "assets" / "class_names.txt").exists()
+    # The train run's own export and the re-export answer the one serving contract.
+    assert_serving_contract(str(run_dir / "export" / "cnn_small" / "1"))
+    assert_serving_contract(str(tmp_path / "served" / "cnn_small" / "1"))
 
     from PIL import Image
     from sklearn.datasets import load_digits

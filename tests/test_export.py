@@ -10,6 +10,8 @@ import keras
 import keras_zoo
 from keras_zoo.export import ExportVerificationError, export_model
 
+from serving import assert_serving_contract
+
 
 @pytest.fixture(scope="module")
 def model():
@@ -25,13 +27,19 @@ def test_layout_versions_and_metadata(model, tmp_path):
     assert os.path.exists(os.path.join(first, "saved_model.pb"))
     meta = json.loads((tmp_path / "mlp_lecture" / "1" / "assets.extra" / "keras_zoo.json").read_text())
     assert meta["task"] == "classification"
-    assert meta["inputs"]["serving_default"] == [{"name": "inputs", "shape": [None, 8, 8, 1], "dtype": "float32"}]
+    assert meta["inputs"]["serving_default"] == [{"name": "inputs", "shape": [None, 8, 8, 1], "dtype": "uint8",
+                                                  "description": "uint8 (batch, 8, 8, 1)", "values": [0, 255]}]
+    assert meta["inputs"]["classify"][0]["dtype"] == "float32"
     assert (tmp_path / "mlp_lecture" / "1" / "assets" / "class_names.txt").read_text().split() == ["a", "b", "c"]
     loaded, _ = keras_zoo.load_export(str(tmp_path / "mlp_lecture"))  # highest version
-    x = np.random.default_rng(0).uniform(size=(4, 8, 8, 1)).astype("float32")
-    out = loaded.signatures["serving_default"](inputs=x)
-    np.testing.assert_allclose(out["probabilities"].numpy(), model.predict(x, verbose=0), atol=1e-6)
-    np.testing.assert_array_equal(out["class_ids"].numpy(), model.predict(x, verbose=0).argmax(-1))
+    raw = np.random.default_rng(0).integers(0, 256, size=(4, 8, 8, 1)).astype("uint8")
+    out = loaded.signatures["serving_default"](inputs=raw)
+    expected = model.predict(raw.astype("float32") / 255.0, verbose=0)
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-6)
+    np.testing.assert_array_equal(out["class_ids"].numpy(), expected.argmax(-1))
+    # version 2 was exported without class names: the labels are the ids as strings
+    assert [b.decode() for b in out["labels"].numpy()] == [str(k) for k in expected.argmax(-1)]
+    assert_serving_contract(first)
 
 
 def test_overwriting_a_version_replaces_it_whole_and_leaves_no_staging(model, tmp_path):

@@ -13,6 +13,8 @@ import keras_zoo
 from keras_zoo.cli import main as cli
 from keras_zoo.transfer import _unfreeze
 
+from serving import assert_serving_contract
+
 
 def _digits(classes, size, channels):
     """Digits of `classes` resized to size x size with `channels` channels, float32 in [0, 1]."""
@@ -102,6 +104,7 @@ def test_export_serves_raw_uint8_images_with_class_names(tuned):
     names = open(os.path.join(result.export_path, "assets", "class_names.txt")).read().split()
     assert names == ["0", "1", "2", "3", "4"]
     assert "classify" in meta["signatures"]  # the float signature stays available by name
+    assert_serving_contract(result.export_path)
 
 
 def test_contract_mismatches_that_are_not_safe_are_refused():
@@ -150,6 +153,21 @@ def test_cli_finetune_on_a_folder_of_pngs_gives_a_servable_export(tmp_path, caps
     rows = [line.split("\t") for line in capsys.readouterr().out.strip().splitlines()]
     assert [r[0] for r in rows] == list(map(str, probe))
     assert all(r[1] in names for r in rows)
+
+    # `keras-zoo export` on the finetune run directory: the task travels in its metrics.json.
+    exports = tmp_path / "exports"
+    assert cli(["export", str(out), "--out", str(exports)]) == 0
+    path = capsys.readouterr().out.strip()
+    assert path == str(exports / "cnn_small_finetuned" / "1")
+    assert_serving_contract(path)
+    # This run shrinks 16x16 images to the checkpoint's 8x8 with an antialiased resize
+    # (ScaleAndTranslate), which neither converter has: refused with the operator named.
+    for fmt in ("onnx", "litert"):
+        assert cli(["export", str(out), "--out", str(exports), "--format", fmt]) == 2
+        assert "cannot be exported as" in (err := capsys.readouterr().err) and "ScaleAndTranslate" in err
+    assert sorted(os.listdir(exports)) == ["cnn_small_finetuned", "cnn_small_finetuned-litert",
+                                           "cnn_small_finetuned-onnx"]
+    assert os.listdir(exports / "cnn_small_finetuned-onnx") == []  # nothing published
 
 
 def test_cli_predict_uses_shipped_weights(tmp_path, capsys):
@@ -209,6 +227,7 @@ def test_a_segmentation_model_gets_new_mask_classes_and_a_uint8_export(tmp_path)
     expected = result.model.predict(raw.astype("float32") / 255.0, verbose=0)
     np.testing.assert_allclose(out["probabilities"].numpy(), expected, atol=1e-5)
     assert meta["task"] == "segmentation" and meta["class_names"] == list(data.info.class_names)
+    assert_serving_contract(result.export_path)  # fixed at the data's 20x20: the model resizes inside
 
 
 @pytest.mark.parametrize("name, data, output", [

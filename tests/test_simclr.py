@@ -125,7 +125,7 @@ def test_embed_signature_is_unit_norm_and_matches_the_model(trained, tmp_path):
     model, x, _ = trained
     loaded, metadata = keras_zoo.load_export(keras_zoo.export_model(model, str(tmp_path)))
     assert metadata["task"] == "contrastive"
-    served = np.asarray(loaded.signatures["serving_default"](inputs=x[:5])["embedding"])
+    served = np.asarray(loaded.signatures["embed"](inputs=x[:5])["embedding"])  # the float signature
     np.testing.assert_allclose(np.linalg.norm(served, axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(served, model.embed(x[:5]), atol=1e-5)
     features = np.asarray(model(x[:5]))

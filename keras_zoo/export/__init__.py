@@ -1,10 +1,11 @@
-"""SavedModel export in TF Serving's layout, verified before it is published.
+"""Exports in TF Serving's layout (SavedModel; ONNX and LiteRT beside), verified before they are published.
 
 `export_model(model, "exports")` writes ``exports/<model name>/<version>/``: a SavedModel whose
-``serving_default`` signature takes ``inputs`` (float32, ``(batch, *input_shape)``, values in [0, 1])
-and returns the task's outputs (for classifiers ``probabilities`` and ``class_ids``). The export is
-written to a hidden directory beside its destination, reloaded with ``tf.saved_model.load``, its
-outputs compared with the in-memory model on a probe batch, and only then renamed into place.
+``serving_default`` signature takes the serving contract's input (`keras_zoo.export.contract`: uint8
+images at the model's size, or a generator's noise) and returns the task's outputs (for classifiers
+``probabilities``, ``class_ids`` and ``labels``). The export is written to a hidden directory beside its
+destination, reloaded (``tf.saved_model.load``, onnxruntime or the LiteRT interpreter), its outputs
+compared with the in-memory model on a probe batch, and only then renamed into place.
 """
 
 from __future__ import annotations
@@ -75,57 +76,69 @@ def _model_input_shape(model) -> tuple:
 
 def export_model(model, directory: str, version: int | None = None, *, name: str | None = None,
                  task: str | None = None, signatures=None, class_names=None,
-                 value_range=(0.0, 1.0), serving: str | None = None, atol: float = 1e-4) -> str:
+                 value_range=(0.0, 1.0), serving: str | None = None, atol: float = 1e-4,
+                 format: str = "saved_model") -> str:
     """Export `model` for serving as ``directory/<name>/<version>/`` and return that path.
+
+    Every export answers the serving contract (`keras_zoo.export.contract`): ``serving_default``
+    takes uint8 images ``(batch, *input_shape)`` with pixel values 0-255 (a generator: its noise),
+    and the task's float signature (``classify``...: float32 in [0, 1]) sits beside it.
 
     Args:
         model: a built `keras.Model` (a registry model, or any model with `task=`).
         directory: the serving root (TF Serving's ``--model_base_path`` parent).
         version: integer version; default is one above the highest existing version. Exporting
             over an existing version replaces it whole.
-        name: model directory name; defaults to `model.name`.
+        name: model directory name; defaults to `model.name` (``<model name>-onnx`` /
+            ``-litert`` for those formats, so TF Serving's directory holds SavedModels only).
         task: overrides the registry's task (needed for models the registry does not know).
-        signatures: extra signature names; default is the registry spec's list (plus, with a
-            `serving` other than the task's, the task's own signature).
-        class_names: written to ``assets/class_names.txt`` and the metadata file.
+        signatures: extra signature names; default is the registry spec's list.
+        class_names: written to ``assets/class_names.txt`` and the metadata file, and returned as
+            strings by the signatures (``labels``, ``class_names``).
         value_range: the range of input values the model was trained on, for the metadata file.
-        serving: the signature exported as ``serving_default``; default is the task's own
-            (``classify`` for classifiers). ``"classify_uint8"`` serves raw uint8 images with the
-            scaling inside the graph (the metadata's value range is then [0, 255]); the task's
-            float signature is kept under its own name.
-        atol: tolerance of the reload check.
+        serving: the signature exported as ``serving_default``; default is the contract's
+            (``classify_uint8`` for classifiers, see `contract.TASK_SERVING`).
+        atol: tolerance of the SavedModel reload check.
+        format: ``"saved_model"`` (default), ``"onnx"`` (``model.onnx``, checked with onnxruntime)
+            or ``"litert"`` (``model.tflite``, checked with the LiteRT interpreter); the last two
+            hold ``serving_default`` only, with ``keras_zoo.json`` and ``class_names.txt`` beside.
 
     Raises:
-        ExportVerificationError: the reloaded SavedModel's outputs differ from the model's.
+        ExportVerificationError: the reloaded export's outputs differ from the model's.
+        formats.ConversionError: the model cannot be converted to `format` (the reason is named).
     """
     import keras
     import tensorflow as tf
 
+    from keras_zoo.export import contract, formats
     from keras_zoo.export.signatures import SIGNATURES, TASK_DEFAULT
 
+    format = formats.check_format(format)
     if version is not None:
         version = _validate.positive_int("version", version)
-    chosen = signatures is not None
     task, extra = _task_and_signatures(model, task, signatures)
-    serving = serving or TASK_DEFAULT[task]
+    input_shape = _model_input_shape(model)
+    serving = serving or contract.serving_for(task, input_shape)
     if serving != TASK_DEFAULT[task]:
-        # Unless the signatures were chosen explicitly, the task's float signature stays available
-        # by name (where one is registered).
-        default = [TASK_DEFAULT[task]] if TASK_DEFAULT[task] in SIGNATURES and not chosen else []
-        extra = [serving, *default, *[s for s in extra if s != serving]]
+        # The task's float signature always stays available by name.
+        extra = [serving, TASK_DEFAULT[task], *[s for s in extra if s not in (serving, TASK_DEFAULT[task])]]
     unknown = [s for s in extra if s not in SIGNATURES]
     if unknown:
         raise ValueError(f"unknown signature(s) {unknown}; accepted: {sorted(SIGNATURES)}")
+    if format != "saved_model":
+        name = name or f"{model.name}-{format}"
     name = name or model.name
     model_dir = os.path.join(os.fspath(directory), name)
     os.makedirs(model_dir, exist_ok=True)
     version = version or _next_version(model_dir)
-    input_shape = _model_input_shape(model)
 
-    endpoints = {"serving_default": SIGNATURES[serving](model, input_shape)}
-    endpoints[serving] = endpoints["serving_default"]
-    for sig in extra:
-        endpoints.setdefault(sig, SIGNATURES[sig](model, input_shape))
+    endpoints = contract.endpoints_for(model, task, serving, extra, input_shape)
+    names = contract.default_class_names(model, class_names) if task in ("classification",
+                                                                        "segmentation") else []
+    if format == "saved_model":
+        endpoints = contract.with_class_names(endpoints, task, names)
+    else:
+        endpoints = {"serving_default": endpoints["serving_default"]}
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -134,25 +147,41 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
 
     staged = staging_dir(model_dir, f".{version}.staging.")
     try:
-        archive.write_out(staged, verbose=False)
-        _verify(staged, endpoints, atol, input_shape)
+        serving_spec = endpoints["serving_default"][1][0]
         metadata = {
             "model": model.name,
             "task": task,
+            "format": format,
             "input_shape": [int(d) for d in input_shape],  # the model's (H, W, C) or (features,)
             "signatures": sorted(endpoints),
-            "inputs": {sig: [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype.name}
-                             for s in endpoints[sig][1]] for sig in endpoints},
+            "inputs": contract.contract_of(endpoints),
             # What serving_default expects: raw 0-255 pixels for a uint8 signature.
-            "value_range": ([0, 255] if endpoints["serving_default"][1][0].dtype == tf.uint8
+            "value_range": ([0, 255] if serving_spec.dtype == tf.uint8
                             else [float(v) for v in value_range]),
             "class_names": list(class_names or []),
             "keras_version": keras.__version__,
             "tensorflow_version": tf.__version__,
         }
-        atomic_write_text(os.path.join(staged, METADATA_FILE), json.dumps(metadata, indent=2) + "\n")
-        if class_names:
-            atomic_write_text(os.path.join(staged, CLASS_NAMES_FILE), "\n".join(map(str, class_names)) + "\n")
+        if format == "saved_model":
+            archive.write_out(staged, verbose=False)
+            _verify(staged, endpoints, atol, input_shape)
+            atomic_write_text(os.path.join(staged, METADATA_FILE), json.dumps(metadata, indent=2) + "\n")
+            if class_names:
+                atomic_write_text(os.path.join(staged, CLASS_NAMES_FILE),
+                                  "\n".join(map(str, class_names)) + "\n")
+        else:
+            fn, specs = endpoints["serving_default"]
+            saved = staging_dir(model_dir, f".{version}.savedmodel.")
+            try:
+                if format == "litert":
+                    archive.write_out(saved, verbose=False)
+                path = formats.convert(format, fn, specs, staged, saved, model.name)
+            finally:
+                shutil.rmtree(saved, ignore_errors=True)
+            metadata["max_relative_difference"], metadata["outputs"] = formats.verify(
+                path, fn, _probe_inputs(specs, input_shape), model.name)
+            metadata["tolerance"] = formats.REL_TOLERANCE
+            formats.write_sidecars(staged, metadata, class_names)
         return replace_directory(staged, os.path.join(model_dir, str(version)))
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
@@ -170,6 +199,11 @@ def _verify(path: str, endpoints: dict, atol: float, input_shape=()) -> None:
         got = loaded.signatures[sig_name](**{k: tf.constant(v) for k, v in probe.items()})
         for key, value in expected.items():
             a, b = np.asarray(value), np.asarray(got[key])
+            if a.dtype.kind in "SOU":  # strings (class names) must be equal
+                if not np.array_equal(a, b):
+                    raise ExportVerificationError(f"export check failed for signature {sig_name!r}, "
+                                                  f"output {key!r}: {b[:5]} != {a[:5]}")
+                continue
             if a.shape != b.shape or not np.allclose(a, b, atol=atol, rtol=1e-3):
                 diff = np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))) if a.shape == b.shape else "shape"
                 raise ExportVerificationError(

@@ -8,6 +8,7 @@ signature that is also exported as ``serving_default``; families add their own (
 
 from __future__ import annotations
 
+import keras
 import tensorflow as tf
 
 SIGNATURES: dict = {}
@@ -48,34 +49,30 @@ def classify(model, input_shape):
     return fn, [image_spec(input_shape)]
 
 
-@register_signature("classify_uint8")
-def classify_uint8(model, input_shape):
-    """inputs: uint8 (batch, *input_shape), raw pixels 0-255 -> probabilities (batch, K), class_ids.
-
-    The scaling to [0, 1] the model was trained with runs inside the graph, so a client sends decoded
-    images as they are (the serving signature of fine-tuned models).
-    """
-    classify_fn, _ = classify(model, input_shape)
-
-    def fn(inputs):
-        return classify_fn(tf.cast(inputs, tf.float32) / 255.0)
-
-    return fn, [tf.TensorSpec(shape=(None, *input_shape), dtype=tf.uint8, name="inputs")]
+# === Raw uint8 images (the serving contract: `serving_default` of every image model) ===
 
 
-@register_signature("segment_uint8")
-def segment_uint8(model, input_shape):
-    """inputs: uint8 (batch, H, W, C), raw pixels 0-255 -> per-pixel probabilities (batch, H, W, K), class_ids.
+def uint8_images(float_factory):
+    """The uint8 twin of an image signature: ``inputs`` uint8 pixels 0-255 of the same shape, scaled
+    to [0, 1] inside the graph and passed to the float signature, whose outputs it returns.
 
-    The serving signature of fine-tuned segmentation models: scaling to [0, 1] runs inside the graph.
+    A client sends decoded images as they are; the scaling the model was trained with travels in the
+    export (see `keras_zoo.export.contract`).
     """
 
-    def fn(inputs):
-        probabilities = tf.cast(model(tf.cast(inputs, tf.float32) / 255.0, training=False), tf.float32)
-        return {"probabilities": probabilities,
-                "class_ids": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
+    def factory(model, input_shape):
+        fn, specs = float_factory(model, input_shape)
+        image = specs[0]
 
-    return fn, [tf.TensorSpec(shape=(None, *input_shape), dtype=tf.uint8, name="inputs")]
+        def wrapped(inputs):
+            return fn(tf.cast(inputs, tf.float32) / 255.0)
+
+        return wrapped, [tf.TensorSpec(shape=image.shape, dtype=tf.uint8, name=image.name)]
+
+    factory.__doc__ = (f"{float_factory.__name__} on raw uint8 images (batch, ...) with pixel values "
+                       "0-255, scaled to [0, 1] inside the graph.")
+    return factory
+
 
 # === Reconstruction (autoencoder family) ===
 
@@ -148,6 +145,21 @@ def spatial_stride(model) -> int:
     return max(1, height // smallest)
 
 
+def free_size(model) -> bool:
+    """Whether a per-pixel model takes any height and width (a U-Net): it has no layer that fixes
+    its size (resizing to a fixed size, flattening, dense layers over the map)."""
+    fixing = (keras.layers.Resizing, keras.layers.Flatten, keras.layers.Reshape)
+
+    def walk(m):
+        for layer in m.layers:
+            if hasattr(layer, "layers"):
+                yield from walk(layer)
+            else:
+                yield layer
+
+    return len(model.inputs[0].shape) == 4 and not any(isinstance(l, fixing) for l in walk(model))
+
+
 @register_signature("segment")
 def segment(model, input_shape):
     """inputs: float32 (batch, H, W, C) in [0, 1], H and W any multiples of the model's stride ->
@@ -155,6 +167,14 @@ def segment(model, input_shape):
 
     Other sizes fail with an InvalidArgumentError that names the stride.
     """
+    if not free_size(model):
+        # A model that resizes inside (a fine-tuned U-Net) answers at its own size only.
+        def fixed(inputs):
+            probabilities = tf.cast(model(inputs, training=False), tf.float32)
+            return {"probabilities": probabilities,
+                    "class_ids": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
+
+        return fixed, [image_spec(input_shape)]
     stride = spatial_stride(model)
     channels = input_shape[-1]
     spec = tf.TensorSpec(shape=(None, None, None, channels), dtype=tf.float32, name="inputs")
@@ -307,3 +327,9 @@ def decode(model, input_shape):
 def reconstruct(model, input_shape):
     """inputs -> reconstruction in [0, 1] (a VAE decodes its posterior mean)."""
     return (_reconstruct_vae if _is_vae(model) else _reconstruct_autoencoder)(model, input_shape)
+
+
+# The uint8 twins, exported as `serving_default` (keras_zoo.export.contract.TASK_SERVING).
+for _name in ("classify", "segment", "reconstruct", "embed"):
+    register_signature(f"{_name}_uint8")(uint8_images(SIGNATURES[_name]))
+del _name
