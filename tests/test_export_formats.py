@@ -122,7 +122,7 @@ FAMILIES = ["mlp_lecture", "cnn_small", "resnet20", "resnet18", "conv_autoencode
 def test_every_family_converts(name, fmt, tmp_path):
     from keras_zoo import registry
 
-    spec = registry.get_spec(name)
+    spec = keras_zoo.get_spec(name)
     keras.utils.set_random_seed(0)
     net = keras_zoo.create_model(name, input_shape=spec.small_input_shape())
     path = export_model(net, str(tmp_path), format=fmt)  # converted and checked against Keras

@@ -18,13 +18,12 @@ import numpy as np
 
 from keras_zoo import _validate
 from keras_zoo._io import atomic_write_text, replace_directory, staging_dir
+from keras_zoo.export.errors import ExportVerificationError  # noqa: F401  (public name)
 
 METADATA_FILE = os.path.join("assets.extra", "keras_zoo.json")
 CLASS_NAMES_FILE = os.path.join("assets", "class_names.txt")
 
 
-class ExportVerificationError(RuntimeError):
-    """The reloaded SavedModel does not reproduce the in-memory model."""
 
 
 def _task_and_signatures(model, task, signatures):

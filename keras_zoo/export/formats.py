@@ -191,7 +191,7 @@ def verify(path: str, fn, probe: dict, name: str) -> float:
     float outputs do not tie. Returns the largest relative difference seen and the output names."""
     import tensorflow as tf
 
-    from keras_zoo.export import ExportVerificationError
+    from keras_zoo.export.errors import ExportVerificationError
 
     expected = {k: np.asarray(v) for k, v in fn(*[tf.constant(v) for v in probe.values()]).items()}
     got = Runner(path, {})(**probe)
