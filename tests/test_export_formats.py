@@ -112,7 +112,7 @@ def test_bad_format_and_missing_package(model, tmp_path, monkeypatch):
 
 # One default model per family, at its small test shape (the operators do not depend on the size):
 # the README's table of which families convert to which format is this test's result.
-FAMILIES = ["mlp_lecture", "cnn_small", "resnet20", "resnet18", "conv_autoencoder", "unet", "vae", "dcgan",
+FAMILIES = ["mlp_lecture", "cnn_small", "resnet20", "conv_autoencoder", "unet", "vae", "dcgan",
             "simclr"]
 
 

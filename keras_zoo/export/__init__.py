@@ -37,7 +37,8 @@ def _task_and_signatures(model, task, signatures):
     if task is None:
         if spec is None:
             raise ValueError(
-                f"model {model.name!r} is not registered; pass task= (one of {sorted(TASK_DEFAULT)})")
+                f"model {model.name!r} is not registered; pass task= (one of {sorted(TASK_DEFAULT)}; "
+                "`keras-zoo export --task`)")
         task = spec.task
     if task not in TASK_DEFAULT:
         raise ValueError(f"task {task!r} has no serving signature; accepted: {sorted(TASK_DEFAULT)}")
