@@ -125,7 +125,7 @@ def cmd_evaluate(args) -> int:
 
     data_options = {"image_size": _parse_size(args.image_size)} if args.image_size else {}
     metrics = keras_zoo.evaluate(args.model, args.data, split=args.split, seed=args.seed,
-                                 data_options=data_options)
+                                 data_options=data_options, trust=args.trust)
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -167,7 +167,7 @@ def cmd_finetune(args) -> int:
         base, args.data, epochs=args.epochs, fine_tune_epochs=args.fine_tune_epochs,
         unfreeze=args.unfreeze, learning_rate=args.learning_rate, batch_size=args.batch_size,
         seed=args.seed, run_dir=out, export=not args.no_export, data_options=data_options,
-        verbose=1 if sys.stderr.isatty() else 2)
+        verbose=1 if sys.stderr.isatty() else 2, trust=args.trust)
     print(f"fine-tuned {result.base} on {len(result.class_names)} classes {result.class_names}")
     for phase in result.phases:
         print(f"  phase {phase['name']}: {phase['epochs_run']} epochs, held-out accuracy "
@@ -247,7 +247,7 @@ def _spec_task(name):
         return None
 
 
-def _predictions(target, images):
+def _predictions(target, images, trust=False):
     """(task, outputs dict, class names, inputs) of `target` (export, .keras/run directory,
     NAME[:TAG]); the inputs are the images as float32 in [0, 1] at the model's size."""
     is_export = os.path.isdir(target) and (
@@ -256,7 +256,7 @@ def _predictions(target, images):
     if is_export:
         from keras_zoo.export import load_export
 
-        loaded, meta = load_export(target)
+        loaded, meta = load_export(target, trust=trust)
         sig = loaded.signatures["serving_default"]
         spec = sig.structured_input_signature[1]["inputs"]
         shape = tuple(spec.shape[1:])
@@ -320,7 +320,7 @@ def _write_png(array, path, palette=False):
 def cmd_predict(args) -> int:
     import numpy as np
 
-    task, out, class_names, inputs = _predictions(args.model, args.images)
+    task, out, class_names, inputs = _predictions(args.model, args.images, trust=args.trust)
     first = next(iter(out.values()))
     if task == "classification" or (task is None and first.ndim == 2):
         probs = out.get("probabilities", first)
@@ -427,11 +427,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="metrics of a trained model on a data split")
-    p.add_argument("model", help=".keras file or run directory")
+    p.add_argument("model", help=".keras file, run directory or a classifier's export directory")
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test", choices=("train", "validation", "test"))
     p.add_argument("--seed", type=int, default=0, help="the seed the split was made with")
     p.add_argument("--image-size")
+    p.add_argument("--trust", action="store_true",
+                   help="run a SavedModel without valid keras_zoo metadata (see README, Security model)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("export", help="export a trained model as a SavedModel for TF Serving")
@@ -455,6 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", help="read images at HxW (default: as stored)")
     p.add_argument("--color-mode", choices=("grayscale", "rgb"))
     p.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
+    p.add_argument("--trust", action="store_true",
+                   help="run a SavedModel without valid keras_zoo metadata (see README, Security model)")
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser(
@@ -489,6 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="predictions",
                    help="where segmentation masks and reconstructions go as PNGs, one per image "
                         "(default: ./predictions); classifiers print their predictions")
+    p.add_argument("--trust", action="store_true",
+                   help="run a SavedModel without valid keras_zoo metadata (see README, Security model)")
     p.set_defaults(func=cmd_predict)
 
     from keras_zoo.experiments import list_experiments  # a name table; imports no TensorFlow

@@ -30,6 +30,8 @@ import numpy as np
 
 from keras_zoo import _validate, registry, weights
 from keras_zoo._io import atomic_path, atomic_write_text
+from keras_zoo.export import load_export
+from keras_zoo.recipes.training import is_export
 
 log = logging.getLogger("keras_zoo")
 
@@ -69,7 +71,7 @@ class FinetuneResult:
 # --------------------------------------------------------------------------- the base model
 
 
-def _load_base(name_or_model, pretrained):
+def _load_base(name_or_model, pretrained, trust=False):
     """(model, label, contract, task) for a registry name (+ tag) or a built model."""
     if isinstance(name_or_model, keras.Model):
         model = name_or_model
@@ -81,6 +83,11 @@ def _load_base(name_or_model, pretrained):
             task = "segmentation" if per_pixel else "classification"
         shape = tuple(model.inputs[0].shape[1:])
         return model, model.name, {"shape": list(shape), "value_range": [0.0, 1.0]}, task
+    if isinstance(name_or_model, (str, os.PathLike)) and is_export(os.fspath(name_or_model)):
+        load_export(os.fspath(name_or_model), trust=trust)  # refuses untrusted or unsafe graphs first
+        raise ValueError(f"{os.fspath(name_or_model)!r} is a SavedModel export, which has no Keras layers to "
+                         "fine-tune; pass its run directory's model.keras loaded with keras_zoo.load_model, "
+                         "or a registry name with shipped weights")
     if not isinstance(name_or_model, str):
         raise ValueError(f"finetune takes a registry name, 'name:tag' or a keras.Model, got {name_or_model!r}")
     name, _, tag = name_or_model.partition(":")
@@ -231,7 +238,7 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
              fine_tune_learning_rate: float | None = None, batch_size: int = 32, head_dropout: float = 0.2,
              early_stopping_patience: int | None = 10, augment=(), seed: int = 0,
              run_dir: str | None = None, export: bool = False, data_options: dict | None = None,
-             verbose="auto") -> FinetuneResult:
+             verbose="auto", trust: bool = False) -> FinetuneResult:
     """Fine-tune a pretrained model on new classes (Keras's two-phase transfer-learning recipe).
 
     Args:
@@ -252,6 +259,8 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
         export: also write a SavedModel to ``run_dir/export`` whose ``serving_default`` takes raw
             uint8 images of the data's size and returns ``probabilities`` and ``class_ids``.
         data_options: extra `load_splits` arguments (``image_size``, ``color_mode``, fractions...).
+        trust: let a SavedModel without valid keras_zoo metadata past the provenance check (a
+            SavedModel itself cannot be fine-tuned; the check runs so that one is never executed).
 
     Returns:
         A `FinetuneResult`.
@@ -271,7 +280,7 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
     fine_tune_epochs = _validate.positive_int("fine_tune_epochs", fine_tune_epochs, minimum=0)
     fine_tune_learning_rate = fine_tune_learning_rate or learning_rate / 10.0
 
-    base, label, contract, task = _load_base(name_or_model, pretrained)
+    base, label, contract, task = _load_base(name_or_model, pretrained, trust)
     if task not in _FEATURE_TASKS:
         raise ValueError(f"{label} is a {task} model; finetune gives new classes to classifiers, "
                          f"encoders and U-Nets ({', '.join(_FEATURE_TASKS)} models)")

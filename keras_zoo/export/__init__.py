@@ -17,6 +17,7 @@ import numpy as np
 
 from keras_zoo import _validate
 from keras_zoo._io import atomic_write_text, replace_directory, staging_dir
+from keras_zoo.export import trust as trust_model
 
 METADATA_FILE = os.path.join("assets.extra", "keras_zoo.json")
 CLASS_NAMES_FILE = os.path.join("assets", "class_names.txt")
@@ -151,9 +152,10 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
             "keras_version": keras.__version__,
             "tensorflow_version": tf.__version__,
         }
-        atomic_write_text(os.path.join(staged, METADATA_FILE), json.dumps(metadata, indent=2) + "\n")
         if class_names:
             atomic_write_text(os.path.join(staged, CLASS_NAMES_FILE), "\n".join(map(str, class_names)) + "\n")
+        metadata["files"] = trust_model.record_files(staged)  # checked by load_export (see trust.py)
+        atomic_write_text(os.path.join(staged, METADATA_FILE), json.dumps(metadata, indent=2) + "\n")
         return replace_directory(staged, os.path.join(model_dir, str(version)))
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
@@ -178,8 +180,12 @@ def _verify(path: str, endpoints: dict, atol: float, input_shape=()) -> None:
                     f"SavedModel differs from the in-memory model (max |diff| = {diff}, atol={atol})")
 
 
-def load_export(path: str):
+def load_export(path: str, *, trust: bool = False):
     """Load an export directory (a version dir, or a model dir whose highest version is used).
+
+    The export must be one this package wrote, unchanged (the sha256 of each file is checked against
+    its metadata), unless ``trust=True``; a graph with file, network or Python ops is refused either
+    way (see `keras_zoo.export.trust`).
 
     Returns ``(loaded, metadata)``: the `tf.saved_model.load` object and the keras_zoo metadata.
     """
@@ -191,9 +197,5 @@ def load_export(path: str):
         if not versions:
             raise FileNotFoundError(f"no SavedModel at {path!r} (expected saved_model.pb or version sub-folders)")
         path = os.path.join(path, max(versions, key=int))
-    meta_path = os.path.join(path, METADATA_FILE)
-    metadata = {}
-    if os.path.exists(meta_path):
-        with open(meta_path, encoding="utf-8") as f:
-            metadata = json.load(f)
+    metadata = trust_model.check_export(path, trust=trust)
     return tf.saved_model.load(path), metadata

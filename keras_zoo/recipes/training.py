@@ -247,6 +247,32 @@ def plot_history(history: dict, path: str, title: str = "") -> str:
     return path
 
 
+def is_export(path: str) -> bool:
+    """Whether `path` is a SavedModel directory, or a serving model directory of numbered versions."""
+    return os.path.isdir(path) and (os.path.exists(os.path.join(path, "saved_model.pb")) or (
+        not os.path.exists(os.path.join(path, "model.keras")) and any(d.isdigit() for d in os.listdir(path))))
+
+
+def _export_classifier(path: str, trust: bool) -> keras.Model:
+    """A classifier's export (checked by `load_export`) as a Keras model giving its probabilities."""
+    from keras_zoo.export import load_export
+
+    loaded, meta = load_export(path, trust=trust)
+    signature = loaded.signatures["serving_default"]
+    spec = signature.structured_input_signature[1]["inputs"]
+    if meta.get("task", "classification") != "classification" or "probabilities" not in signature.structured_outputs:
+        raise ValueError(f"evaluate takes the export of a classifier (outputs 'probabilities'); {path!r} is a "
+                         f"{meta.get('task')!r} export: evaluate its run directory or .keras file instead")
+    if spec.dtype != tf.float32:
+        raise ValueError(f"the export at {path!r} serves {spec.dtype.name} inputs; evaluate needs a float32 "
+                         "serving_default (exports written with serving='classify')")
+    inputs = keras.Input(shape=tuple(spec.shape[1:]), name="inputs")
+    # The closure holds `loaded`: its variables live as long as the layer does.
+    probabilities = keras.layers.Lambda(
+        lambda x: loaded.signatures["serving_default"](inputs=x)["probabilities"])(inputs)
+    return keras.Model(inputs, probabilities, name=meta.get("model", "export"))
+
+
 def load_model(path: str) -> keras.Model:
     """Load a `.keras` file, or the `model.keras` of a run directory, in Keras's safe mode."""
     if os.path.isdir(path):
@@ -262,17 +288,21 @@ def load_model(path: str) -> keras.Model:
 
 
 def evaluate(model, data, split: str = "test", *, batch_size: int = 64, seed: int = 0,
-             recipe=None, data_options: dict | None = None) -> dict:
+             recipe=None, data_options: dict | None = None, trust: bool = False) -> dict:
     """Metrics of a model on one split of a data source.
 
     Args:
-        model: a compiled `keras.Model`, a `.keras` path or a run directory.
+        model: a compiled `keras.Model`, a `.keras` path, a run directory or a classifier's export
+            directory (SavedModel; see `keras_zoo.load_export` for `trust`).
         data: a data source or `Splits` (see `train`).
         split: ``"train"``, ``"validation"`` or ``"test"``.
+        trust: run a SavedModel that lacks valid keras_zoo metadata.
     """
     if split not in ("train", "validation", "test"):
         raise ValueError(f"split must be 'train', 'validation' or 'test', got {split!r}")
-    if isinstance(model, (str, os.PathLike)):
+    if isinstance(model, (str, os.PathLike)) and is_export(os.fspath(model)):
+        model, recipe = _export_classifier(os.fspath(model), trust), recipe or "classifier"
+    elif isinstance(model, (str, os.PathLike)):
         model = load_model(os.fspath(model))
     spec, recipe = _resolve(model, recipe) if recipe is None else (None, get_recipe(recipe))
     if not isinstance(data, Splits):
