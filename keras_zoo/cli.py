@@ -40,6 +40,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    """argparse type: a finite float > 0 (a learning rate), refused with the value named."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
 def _catalog() -> list[dict]:
     """Built-in models from catalog.json, then saved presets (JSON files), all without TensorFlow."""
     from keras_zoo.registry import read_catalog
@@ -219,7 +232,13 @@ def _load_images(paths, shape):
     for p in paths:
         if not os.path.exists(p):
             raise SystemExit(f"keras-zoo: no image at {p!r}")
-        img = Image.open(p).convert("L" if c == 1 else "RGB")
+        from keras_zoo.data.checks import image_header
+
+        image_header(p)  # readable, within the pixel limit, before decoding
+        try:
+            img = Image.open(p).convert("L" if c == 1 else "RGB")
+        except (OSError, ValueError, SyntaxError) as err:
+            raise ValueError(f"cannot read image {p!r}: {err}") from None
         if img.size != (w, h):
             print(f"note: resizing {p} from {img.size[0]}x{img.size[1]} to {w}x{h}", file=sys.stderr)
             img = img.resize((w, h), Image.BILINEAR)
@@ -392,10 +411,18 @@ def cmd_experiment(args) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line (the usage is one `--help` away)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="keras-zoo",
         description="Build, train, evaluate and export models from the keras_zoo registry.")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (anywhere on the line)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("list", help="list registered models (no TensorFlow import)")
@@ -414,9 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="registry name")
     p.add_argument("--data", required=True,
                    help="built-in set (digits, shapes, moons, spirals), TFDS name or image folder")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--epochs", type=_positive_int)
+    p.add_argument("--batch-size", type=_positive_int)
+    p.add_argument("--learning-rate", type=_positive_float)
     p.add_argument("--recipe", help="recipe name (default: the model's own)")
     p.add_argument("--out", help="run directory (default runs/NAME-DATA); rerun to resume")
     p.add_argument("--seed", type=int, default=0)
@@ -450,7 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fine-tune-epochs", type=int, default=10,
                    help="phase 2: backbone unfrozen at a tenth of the learning rate (0 skips it)")
     p.add_argument("--unfreeze", default="all", help="phase 2 unfreezes 'all' or the top N weighted layers")
-    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--learning-rate", type=_positive_float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--out", help="run directory (default runs/NAME-DATA-finetune)")
     p.add_argument("--seed", type=int, default=0)
@@ -517,14 +544,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_names(args) -> None:
+    """Model names and --set pairs of train/tune/finetune, checked from catalog.json before
+    TensorFlow is imported or anything is printed."""
+    name = getattr(args, "name", None)
+    if args.command not in ("train", "tune", "finetune") or name is None:
+        return
+    _validate.assignments(getattr(args, "set", None))
+    base = name.partition(":")[0] if args.command == "finetune" else name
+    entries = {e["name"]: e for e in _catalog()}
+    if base not in entries:
+        import difflib
+
+        close = difflib.get_close_matches(base, list(entries), n=3, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else " See `keras-zoo list`."
+        raise KeyError(f"unknown model {base!r}.{hint}")
+    if args.command == "finetune" and not entries[base].get("pretrained"):
+        shipped = sorted(n for n, e in entries.items() if e.get("pretrained"))
+        raise ValueError(f"{base!r} has no shipped weights to fine-tune; models with weights: {', '.join(shipped)}")
+
+
+def _one_line(err: BaseException) -> str:
+    """An exception as one line: its message (KeyError's without quotes), the type where the
+    message alone would not say what went wrong."""
+    message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    text = lines[0] if lines else type(err).__name__
+    if not isinstance(err, (KeyError, ValueError, OSError, FloatingPointError)):
+        text = f"{type(err).__name__}: {text}"
+    return text
+
+
 def main(argv=None) -> int:
+    """Run one command. Every failure is one line on stderr and a non-zero exit status (2 for a
+    refused argument or input, 1 otherwise); ``--debug`` (anywhere on the line) adds the traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     args = build_parser().parse_args(argv)
     try:
+        _check_names(args)
         return args.func(args)
-    except (KeyError, ValueError, FileNotFoundError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"keras-zoo: {message}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("keras-zoo: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001  (the CLI's contract: one line, never a traceback)
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"keras-zoo: {_one_line(err)}", file=sys.stderr)
+        return 2 if isinstance(err, (KeyError, ValueError, FileNotFoundError)) else 1
 
 
 if __name__ == "__main__":

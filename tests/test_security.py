@@ -149,3 +149,157 @@ def test_evaluate_and_finetune_honour_the_trust_model(model, exported, tmp_path)
     with pytest.raises(ValueError, match="SavedModel export, which has no Keras layers"):
         keras_zoo.finetune(foreign, (x, y), epochs=1, trust=True)
     assert not (tmp_path / "w.txt").exists()
+
+
+# === Bounded and checked data ===
+
+
+def _png(path, size=(8, 8), value=0):
+    from PIL import Image
+
+    Image.fromarray(np.full(size, value, "uint8"), mode="L").save(path)
+    return str(path)
+
+
+def _bomb_png(path, width, height):
+    """A small PNG whose header announces width x height pixels (as a decompression bomb would)."""
+    import struct
+    import zlib
+
+    data = bytearray(open(_png(path), "rb").read())
+    ihdr = bytearray(data[16:29])  # after the signature, length and b"IHDR"
+    ihdr[0:8] = struct.pack(">II", width, height)
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + bytes(ihdr)))
+    open(path, "wb").write(bytes(data))
+    return str(path)
+
+
+def _class_folder(root, classes=("a", "b"), per_class=4):
+    for c, name in enumerate(classes):
+        os.makedirs(root / name, exist_ok=True)
+        for i in range(per_class):
+            _png(root / name / f"{i}.png", value=40 * c + i)
+    return root
+
+
+@pytest.mark.parametrize("image_size", [None, (8, 8)])
+def test_an_image_bomb_in_a_folder_is_refused_naming_the_file(tmp_path, image_size):
+    root = _class_folder(tmp_path / "data")
+    bomb = _bomb_png(root / "b" / "huge.png", 20000, 20000)
+    options = {"image_size": image_size} if image_size else {}
+    with pytest.raises(ValueError, match=rf"{bomb}.* over the pixel limit of 67108864"):
+        keras_zoo.data.load_splits(str(root), **options)
+
+
+def test_a_truncated_image_is_found_at_load_naming_the_file(tmp_path):
+    root = _class_folder(tmp_path / "data")
+    from PIL import Image
+
+    path = str(root / "a" / "cut.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (8, 8), dtype="uint8"), mode="L").save(path)
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: len(data) - 30])  # the header parses; the pixel data ends early
+    with pytest.raises(ValueError, match=r"cut.png' is corrupt or truncated"):
+        keras_zoo.data.load_splits(str(root))
+
+
+def test_an_empty_class_folder_is_reported_and_kept_out(tmp_path, caplog):
+    root = _class_folder(tmp_path / "data")
+    os.makedirs(root / "c_empty")
+    with caplog.at_level("WARNING"):
+        splits = keras_zoo.data.load_splits(str(root))
+    assert splits.info.class_names == ("a", "b")
+    assert any("c_empty" in r.getMessage() and "hold no images" in r.getMessage() for r in caplog.records)
+
+
+def test_numpy_inputs_with_nan_or_inf_are_refused():
+    x = np.zeros((20, 4), "float32")
+    x[7, 2] = np.nan
+    with pytest.raises(ValueError, match=r"non-finite.*index \(7, 2\).*example 7"):
+        keras_zoo.data.load_splits((x, np.zeros(20, int)))
+    x[7, 2] = np.inf
+    with pytest.raises(ValueError, match="non-finite"):
+        keras_zoo.data.load_splits((x, np.zeros(20, int)))
+
+
+def test_string_labels_are_class_names():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(30, 4)).astype("float32")
+    y = np.array(["cat", "dog", "emu"] * 10)
+    splits = keras_zoo.data.load_splits((x, y), batch_size=64)
+    assert splits.info.class_names == ("cat", "dog", "emu") and splits.info.num_classes == 3
+    _, labels = next(iter(splits.train.unbatch().batch(100)))
+    assert set(np.unique(labels.numpy())) <= {0, 1, 2}
+    given = keras_zoo.data.load_splits((x, y), options={"class_names": ["emu", "dog", "cat"]})
+    assert given.info.class_names == ("emu", "dog", "cat")
+    with pytest.raises(ValueError, match=r"\['emu'\] are not among class_names"):
+        keras_zoo.data.load_splits((x, y), options={"class_names": ["cat", "dog"]})
+
+
+def test_labels_beyond_the_models_classes_are_refused_before_fit(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(size=(40, 8, 8, 1)).astype("float32"), np.arange(40) % 5
+    small = keras_zoo.create_model("mlp_lecture", input_shape=(8, 8, 1), num_classes=3)
+    with pytest.raises(ValueError, match=r"has 5 classes .* outputs 3; build it with num_classes=5"):
+        keras_zoo.train(small, (x, y), epochs=1, run_dir=str(tmp_path / "r"), verbose=0)
+    assert not (tmp_path / "r" / "log.csv").exists()
+
+
+# === Values (issue 14, point 10) ===
+
+
+def test_bad_values_are_refused_and_numpy_integers_accepted():
+    from keras_zoo.recipes import get_recipe
+
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="learning_rate must be a finite number > 0"):
+            get_recipe("classifier").replace(learning_rate=bad)
+    with pytest.raises(ValueError, match=r"input_shape for 'mlp_lecture' must be a tuple of positive ints, got \(8.7, 8, 1\)"):
+        keras_zoo.create_model("mlp_lecture", input_shape=(8.7, 8, 1))
+    model = keras_zoo.create_model("mlp_lecture", input_shape=(np.int64(8), 8.0, 1), num_classes=np.int64(4))
+    assert model.outputs[0].shape[-1] == 4 and tuple(model.inputs[0].shape[1:]) == (8, 8, 1)
+    with pytest.raises(ValueError, match=r"100000, 100000, 3\).*values per example, more than"):
+        keras_zoo.create_model("mlp_lecture", input_shape=(100000, 100000, 3))
+
+
+# === The CLI: one line, non-zero exit, checks before TensorFlow ===
+
+
+def test_cli_refuses_an_unknown_model_before_importing_tensorflow(tmp_path):
+    import subprocess
+    import sys
+
+    probe = ("import sys; from keras_zoo.cli import main; rc = main(['train', 'cnn_smal', '--data', 'digits']); "
+             "assert 'tensorflow' not in sys.modules, 'imported TF'; sys.exit(rc)")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60, env=dict(os.environ, PYTHONPATH=root))
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("keras-zoo: unknown model 'cnn_smal'. Did you mean: cnn_small") and proc.stderr.count("\n") == 1
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_cli_errors_are_one_line_and_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train", "mlp_lecture", "--data", "moons", "--learning-rate", "inf"])
+    assert exit_.value.code == 2 and capsys.readouterr().err.count("\n") == 1
+    # Divergence: a FloatingPointError inside train, reported in one line.
+    assert cli.main(["train", "mlp_lecture", "--data", "moons", "--epochs", "2", "--learning-rate", "1e30",
+                     "--no-export", "--out", "run"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("keras-zoo: training of 'mlp_lecture' stopped: the loss became")
+    assert not any("Traceback" in line for line in err)
+    bad = tmp_path / "not_an_image.png"
+    bad.write_bytes(b"this is text")
+    assert cli.main(["predict", "cnn_small", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "cannot read image" in err and "not_an_image.png" in err
+    assert cli.main(["predict", "cnn_small", str(bad), "--debug"]) == 2
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
+    bomb = _bomb_png(tmp_path / "bomb.png", 30000, 30000)
+    assert cli.main(["predict", "cnn_small", bomb]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "bomb.png" in err and "pixel limit" in err

@@ -125,6 +125,18 @@ def _build(model_or_name, spec, recipe: Recipe, info, model_overrides: dict):
     return build_for_data(spec, info, recipe, model_overrides)
 
 
+def _check_class_count(model, info, recipe) -> None:
+    """Refuse data with more classes than the model has outputs, before `fit` (where the error
+    would come from inside the loss, naming no class)."""
+    outputs = getattr(model, "outputs", None) or []
+    if recipe.targets not in ("label", "mask") or not info.num_classes or len(outputs) != 1:
+        return
+    units = outputs[0].shape[-1]
+    if units is not None and units > 1 and info.num_classes > units:
+        raise ValueError(f"the data {info.name!r} has {info.num_classes} classes (ids 0..{info.num_classes - 1}) "
+                         f"but model {model.name!r} outputs {units}; build it with num_classes={info.num_classes}")
+
+
 def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
           batch_size: int | None = None, learning_rate: float | None = None,
           run_dir: str | None = None, seed: int = 0, export: bool = False, resume: bool = True,
@@ -171,6 +183,7 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
     splits = _load_data(data, recipe, seed, data_options)
     info = splits.info
     model = _build(model_or_name, spec, recipe, info, model_overrides)
+    _check_class_count(model, info, recipe)
     recipe.compile(model, steps_per_epoch=recipe.steps_per_epoch(info.num_examples["train"]))
 
     run_callbacks = default_callbacks(run_dir, recipe, resume=resume) + list(callbacks)
