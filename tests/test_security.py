@@ -130,7 +130,7 @@ def test_evaluate_and_finetune_honour_the_trust_model(model, exported, tmp_path)
     x, y = rng.uniform(size=(40, 8, 8, 1)).astype("float32"), rng.integers(0, 3, 40)
     metrics = keras_zoo.evaluate(exported, (x, y), split="test")
     model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    splits = keras_zoo.data.load_splits((x, y), batch_size=64)
+    splits = keras_zoo.load_splits((x, y), batch_size=64)
     expected = model.evaluate(splits.test, return_dict=True, verbose=0)
     assert metrics["accuracy"] == pytest.approx(expected["accuracy"])
     assert metrics["loss"] == pytest.approx(expected["loss"], rel=1e-4)
@@ -189,7 +189,7 @@ def test_an_image_bomb_in_a_folder_is_refused_naming_the_file(tmp_path, image_si
     bomb = _bomb_png(root / "b" / "huge.png", 20000, 20000)
     options = {"image_size": image_size} if image_size else {}
     with pytest.raises(ValueError, match=rf"{bomb}.* over the pixel limit of 67108864"):
-        keras_zoo.data.load_splits(str(root), **options)
+        keras_zoo.load_splits(str(root), **options)
 
 
 def test_a_truncated_image_is_found_at_load_naming_the_file(tmp_path):
@@ -201,14 +201,14 @@ def test_a_truncated_image_is_found_at_load_naming_the_file(tmp_path):
     data = open(path, "rb").read()
     open(path, "wb").write(data[: len(data) - 30])  # the header parses; the pixel data ends early
     with pytest.raises(ValueError, match=r"cut.png' is corrupt or truncated"):
-        keras_zoo.data.load_splits(str(root))
+        keras_zoo.load_splits(str(root))
 
 
 def test_an_empty_class_folder_is_reported_and_kept_out(tmp_path, caplog):
     root = _class_folder(tmp_path / "data")
     os.makedirs(root / "c_empty")
     with caplog.at_level("WARNING"):
-        splits = keras_zoo.data.load_splits(str(root))
+        splits = keras_zoo.load_splits(str(root))
     assert splits.info.class_names == ("a", "b")
     assert any("c_empty" in r.getMessage() and "hold no images" in r.getMessage() for r in caplog.records)
 
@@ -217,24 +217,24 @@ def test_numpy_inputs_with_nan_or_inf_are_refused():
     x = np.zeros((20, 4), "float32")
     x[7, 2] = np.nan
     with pytest.raises(ValueError, match=r"non-finite.*index \(7, 2\).*example 7"):
-        keras_zoo.data.load_splits((x, np.zeros(20, int)))
+        keras_zoo.load_splits((x, np.zeros(20, int)))
     x[7, 2] = np.inf
     with pytest.raises(ValueError, match="non-finite"):
-        keras_zoo.data.load_splits((x, np.zeros(20, int)))
+        keras_zoo.load_splits((x, np.zeros(20, int)))
 
 
 def test_string_labels_are_class_names():
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(30, 4)).astype("float32")
     y = np.array(["cat", "dog", "emu"] * 10)
-    splits = keras_zoo.data.load_splits((x, y), batch_size=64)
+    splits = keras_zoo.load_splits((x, y), batch_size=64)
     assert splits.info.class_names == ("cat", "dog", "emu") and splits.info.num_classes == 3
     _, labels = next(iter(splits.train.unbatch().batch(100)))
     assert set(np.unique(labels.numpy())) <= {0, 1, 2}
-    given = keras_zoo.data.load_splits((x, y), options={"class_names": ["emu", "dog", "cat"]})
+    given = keras_zoo.load_splits((x, y), options={"class_names": ["emu", "dog", "cat"]})
     assert given.info.class_names == ("emu", "dog", "cat")
     with pytest.raises(ValueError, match=r"\['emu'\] are not among class_names"):
-        keras_zoo.data.load_splits((x, y), options={"class_names": ["cat", "dog"]})
+        keras_zoo.load_splits((x, y), options={"class_names": ["cat", "dog"]})
 
 
 def test_labels_beyond_the_models_classes_are_refused_before_fit(tmp_path):
@@ -303,3 +303,71 @@ def test_cli_errors_are_one_line_and_debug_shows_the_traceback(tmp_path, capsys,
     assert cli.main(["predict", "cnn_small", bomb]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "bomb.png" in err and "pixel limit" in err
+
+
+# === Bounded reads: archives and downloads ===
+
+
+def test_keras_archive_bombs_are_refused_before_inflating(model, tmp_path):
+    import zipfile
+
+    from keras_zoo.weights import ArchiveBombError, check_archive_is_safe
+
+    good = str(tmp_path / "good.keras")
+    model.save(good)
+    check_archive_is_safe(good)
+    bomb = str(tmp_path / "bomb.keras")
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "config.json":  # valid JSON, padded to 65 MB of spaces
+                data = data + b" " * (65 << 20)
+            dst.writestr(info.filename, data)
+    assert os.path.getsize(bomb) < 1 << 20
+    with pytest.raises(ArchiveBombError, match=r"'config.json' inflates to \d+ bytes, more than"):
+        check_archive_is_safe(bomb)
+    with pytest.raises(ArchiveBombError):
+        keras_zoo.evaluate(bomb, "moons")  # the loader behind evaluate, export and predict checks first
+    ratio = str(tmp_path / "ratio.keras")
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(ratio, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+        dst.writestr("assets/zeros.bin", b"\0" * (8 << 20))
+    with pytest.raises(ArchiveBombError, match=r"'assets/zeros.bin' would inflate \d+x"):
+        check_archive_is_safe(ratio)
+
+
+def test_downloads_over_the_size_limit_are_abandoned(tmp_path):
+    import hashlib
+    import http.server
+    import threading
+
+    from keras_zoo.weights import WeightIntegrityError, fetch
+
+    payload = b"w" * (3 << 20)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            if self.path.endswith("announced.keras"):
+                self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        digest = hashlib.sha256(payload).hexdigest()
+        cache = tmp_path / "cache"
+        with pytest.raises(WeightIntegrityError, match="announces 3145728 bytes, more than the limit"):
+            fetch(f"{base}/announced.keras", digest, cache=str(cache), max_bytes=1 << 20)
+        with pytest.raises(WeightIntegrityError, match="went past the limit of 1048576 bytes"):
+            fetch(f"{base}/streamed.keras", digest, cache=str(cache), max_bytes=1 << 20)
+        assert not [p for p in os.listdir(cache)]  # nothing kept, not even a partial file
+        assert open(fetch(f"{base}/announced.keras", digest, cache=str(cache)), "rb").read() == payload
+    finally:
+        server.shutdown()

@@ -293,7 +293,9 @@ def load_model(path: str) -> keras.Model:
     if not os.path.exists(path):
         raise FileNotFoundError(f"no model at {path!r}: expected a .keras file or a run directory")
     import keras_zoo.models  # noqa: F401  (custom layers register themselves on import)
+    from keras_zoo.weights import check_archive_is_safe
 
+    check_archive_is_safe(path)  # bounded reads, no Lambda, before Keras inflates anything
     registry._load_families()
     from keras_zoo.recipes import objectives  # noqa: F401
 
