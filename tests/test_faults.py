@@ -176,3 +176,29 @@ def test_disk_full_while_backing_up_is_one_message_naming_the_file_and_the_run_r
     monkeypatch.setattr(keras.Model, "save_weights", real)
     result = keras_zoo.train("mlp_lecture", "moons", epochs=3, run_dir=run, verbose=0)
     assert len(result.history["loss"]) == 2
+
+
+@pytest.mark.slow
+def test_disk_full_in_the_cli_is_one_line_and_the_same_command_resumes(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from keras_zoo import cli
+
+    monkeypatch.chdir(tmp_path)
+    real, calls = keras.Model.save_weights, []
+
+    def save_weights(self, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "Can't write data (file write failed: errno = 28, No space left on device)")
+        return real(self, path, *args, **kwargs)
+
+    command = ["train", "mlp_lecture", "--data", "moons", "--epochs", "3", "--out", "run", "--no-export"]
+    monkeypatch.setattr(keras.Model, "save_weights", save_weights)
+    assert cli.main(command) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len([line for line in err if line.startswith("keras-zoo:")]) == 1 and "Traceback" not in "".join(err)
+    assert "no space left on the device writing" in err[-1] and os.path.join("run", "backup") in err[-1]
+    monkeypatch.setattr(keras.Model, "save_weights", real)
+    assert cli.main(command) == 0
+    assert "after 2 epochs" in capsys.readouterr().out  # epoch 1 came from the backup
