@@ -106,6 +106,31 @@ def test_graph_with_file_or_python_ops_is_refused_even_trusted(tmp_path, kind, o
     assert not target.exists()
 
 
+class _PrintToFile(tf.Module):
+    def __init__(self, target):
+        super().__init__()
+        self.target = target
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="inputs")])
+    def serve(self, inputs):
+        tf.print(inputs, output_stream=f"file://{self.target}")
+        return {"outputs": inputs}
+
+
+def test_printing_to_a_file_and_symlinks_are_refused(exported, tmp_path):
+    import shutil
+
+    module = _PrintToFile(str(tmp_path / "printed.txt"))
+    tf.saved_model.save(module, str(tmp_path / "printer"), signatures={"serving_default": module.serve})
+    with pytest.raises(UnsafeExportError, match="'PrintV2'"):
+        load_export(str(tmp_path / "printer"), trust=True)
+    copy = tmp_path / "linked"
+    shutil.copytree(exported, copy)
+    os.symlink("/etc/hostname", copy / "assets" / "link.txt")
+    with pytest.raises(UntrustedExportError, match="symbolic link"):
+        load_export(str(copy))
+
+
 def test_cli_predict_refuses_untrusted_and_unsafe_exports_in_one_line(tmp_path, capsys):
     from PIL import Image
 
@@ -221,6 +246,8 @@ def test_numpy_inputs_with_nan_or_inf_are_refused():
     x[7, 2] = np.inf
     with pytest.raises(ValueError, match="non-finite"):
         keras_zoo.load_splits((x, np.zeros(20, int)))
+    with pytest.raises(ValueError, match="must be numbers .* got dtype object"):
+        keras_zoo.load_splits((np.array([[None, 1.0]] * 20, dtype=object), np.zeros(20, int)))
 
 
 def test_string_labels_are_class_names():

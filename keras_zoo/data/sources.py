@@ -238,6 +238,8 @@ def _numpy_arrays(source, targets: str, options: dict) -> ArraySet:
     else:
         x, y = source, None
     x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise ValueError(f"numpy inputs x must be numbers (bool, int or float), got dtype {x.dtype}.")
     check_finite("numpy inputs x", x)
     if x.ndim == 3:
         x = x[..., None]  # (N, H, W) grayscale images

@@ -16,7 +16,7 @@ import shutil
 import numpy as np
 
 from keras_zoo import _validate
-from keras_zoo._io import atomic_write_text, replace_directory, staging_dir
+from keras_zoo._io import atomic_write_text, repair_publications, replace_directory, staging_dir
 from keras_zoo.export import trust as trust_model
 
 METADATA_FILE = os.path.join("assets.extra", "keras_zoo.json")
@@ -121,6 +121,7 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
     name = name or model.name
     model_dir = os.path.join(os.fspath(directory), name)
     os.makedirs(model_dir, exist_ok=True)
+    repair_publications(model_dir)  # a version a killed export left half published counts as taken
     version = version or _next_version(model_dir)
     input_shape = _model_input_shape(model)
 

@@ -51,9 +51,18 @@ DENIED_OPS = frozenset({
     "DataServiceDataset", "DataServiceDatasetV2", "DataServiceDatasetV3", "DataServiceDatasetV4",
     "RegisterDataset", "RegisterDatasetV2",
 })
+DENIED_OPS = DENIED_OPS | {"DecodeProtoV2", "EncodeProto",  # descriptor_source may name a file
+                           "LoadAndRemapMatrix", "GenerateVocabRemapping", "FileSystemSetConfiguration",
+                           "RecordInput"}
+# Fragments of op type names that mean files, readers, remote services or Python, for ops added to
+# TensorFlow after this list was written (no op of a keras_zoo export contains one).
+DENIED_FRAGMENTS = ("File", "Reader", "Snapshot", "Rpc", "Record", "Sql", "LMDB", "CSV", "DataService",
+                    "PyFunc", "Debug")
+# PrintV2 may print to "file://..."; only these streams are harmless.
+PRINT_STREAMS = {"stderr", "stdout", "log(info)", "log(warning)", "log(error)"}
 # Checkpoint ops write or read the paths they are given: fine in the saver's own functions.
 CHECKPOINT_OPS = frozenset({"Save", "SaveV2", "SaveSlices", "Restore", "RestoreV2", "RestoreSlice",
-                            "MergeV2Checkpoints"})
+                            "MergeV2Checkpoints", "ShardedFilename", "ShardedFilespec"})
 
 
 class UntrustedExportError(ValueError):
@@ -108,6 +117,10 @@ def provenance_problem(path: str, metadata: dict | None) -> str | None:
     recorded = metadata.get("files")
     if not isinstance(recorded, dict) or not recorded:
         return f"its metadata ({METADATA_FILE}) records no file checksums"
+    links = [os.path.relpath(os.path.join(d, n), path) for d, dirs, names in os.walk(path)
+             for n in dirs + names if os.path.islink(os.path.join(d, n))]
+    if links:
+        return f"it contains symbolic link(s) {sorted(links)[:3]}, which exports written by keras_zoo never do"
     present = _files(path)
     extra = sorted(set(present) - set(recorded))
     missing = sorted(set(recorded) - set(present))
@@ -130,6 +143,17 @@ def _called_functions(node) -> list[str]:
         if value.HasField("list"):
             names.extend(f.name for f in value.list.func)
     return names
+
+
+def _denied(node) -> bool:
+    """Whether a node's op is refused anywhere (checkpoint ops are judged by where they are)."""
+    op = node.op
+    if op in CHECKPOINT_OPS:
+        return False
+    if op == "PrintV2":
+        stream = node.attr["output_stream"].s.decode("utf-8", "replace") if "output_stream" in node.attr else "stderr"
+        return stream not in PRINT_STREAMS
+    return op in DENIED_OPS or any(fragment in op for fragment in DENIED_FRAGMENTS)
 
 
 def denied_ops(path: str) -> list[tuple[str, str]]:
@@ -163,11 +187,11 @@ def denied_ops(path: str) -> list[tuple[str, str]]:
             saver_functions.add(name)
             stack.extend(f for n in functions[name].node_def for f in _called_functions(n))
         for node in graph.node:
-            if node.op in DENIED_OPS or node.op in CHECKPOINT_OPS:
+            if _denied(node) or node.op in CHECKPOINT_OPS:
                 found.append((node.op, f"graph node {node.name!r}"))
         for name, function in functions.items():
             for node in function.node_def:
-                if node.op in DENIED_OPS or (node.op in CHECKPOINT_OPS and name not in saver_functions):
+                if _denied(node) or (node.op in CHECKPOINT_OPS and name not in saver_functions):
                     found.append((node.op, f"function {name!r}"))
     return found
 

@@ -68,7 +68,10 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
             return None
 
     def _restore(self, generation: dict) -> None:
-        path = os.path.join(self.backup_dir, str(generation.get("weights", "")))
+        name = str(generation.get("weights", ""))
+        if not name or os.path.basename(name) != name:
+            raise OSError(f"state names weights {name!r} outside {self.backup_dir}")
+        path = os.path.join(self.backup_dir, name)
         if not os.path.isfile(path):
             raise OSError(f"{path} is missing")
         if _sha256(path) != generation.get("sha256"):

@@ -323,6 +323,7 @@ def evaluate(model, data, split: str = "test", *, batch_size: int = 64, seed: in
     if not isinstance(data, Splits):
         data = load_splits(data, targets=recipe.targets, batch_size=batch_size, seed=seed,
                            **_data_options(recipe, data_options))
+    _check_class_count(model, data.info, recipe)
     if not model.compiled:
         recipe.compile(model)
     return {k: float(v) for k, v in
