@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import shutil
@@ -26,6 +27,15 @@ def _new_file(folder: str, prefix: str, suffix: str) -> str:
             return path
         except FileExistsError:
             continue
+
+
+def sha256_of(path: str) -> str:
+    """The hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def staging_dir(parent: str, prefix: str) -> str:

@@ -33,7 +33,7 @@ import urllib.parse
 import urllib.request
 import zipfile
 
-from keras_zoo._io import atomic_path, atomic_write_text
+from keras_zoo._io import atomic_path, atomic_write_text, sha256_of
 
 log = logging.getLogger("keras_zoo")
 
@@ -119,14 +119,6 @@ def get_entry(name: str, tag=True, store: str | None = None) -> dict:
 
 
 # --------------------------------------------------------------------------- integrity
-
-
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check_sha256_argument(sha256) -> str:

@@ -16,9 +16,10 @@ stand between a directory on disk and `tf.saved_model.load`:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+
+from keras_zoo._io import sha256_of
 
 METADATA_FILE = os.path.join("assets.extra", "keras_zoo.json")
 MAX_METADATA_BYTES = 1 << 20          # the metadata is a few KB; anything large is not ours
@@ -73,14 +74,6 @@ class UnsafeExportError(ValueError):
     """A SavedModel whose graph contains an op on the deny-list (refused even when trusted)."""
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _files(root: str) -> list[str]:
     """Every file under `root` (relative, '/'-separated, sorted), the metadata file excepted."""
     found = []
@@ -94,7 +87,7 @@ def _files(root: str) -> list[str]:
 
 def record_files(root: str) -> dict:
     """``{relative path: sha256}`` of every file of an export (for its metadata)."""
-    return {rel: _sha256(os.path.join(root, rel)) for rel in _files(root)}
+    return {rel: sha256_of(os.path.join(root, rel)) for rel in _files(root)}
 
 
 def read_metadata(path: str) -> dict | None:
@@ -129,7 +122,7 @@ def provenance_problem(path: str, metadata: dict | None) -> str | None:
     if extra:
         return f"file(s) {extra[:3]} are not recorded in its metadata"
     for rel in present:
-        if _sha256(os.path.join(path, rel)) != recorded[rel]:
+        if sha256_of(os.path.join(path, rel)) != recorded[rel]:
             return f"{rel} does not match the sha256 recorded at export time"
     return None
 

@@ -11,7 +11,6 @@ the run starts from epoch 0 with a message.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -19,7 +18,7 @@ import shutil
 
 import keras
 
-from keras_zoo._io import atomic_path, atomic_write_text
+from keras_zoo._io import atomic_path, atomic_write_text, sha256_of
 
 log = logging.getLogger("keras_zoo")
 STATE_FILE = "state.json"
@@ -34,14 +33,6 @@ def disk_full(err: OSError, path: str, kept: str) -> DiskFullError | None:
     if getattr(err, "errno", None) == errno.ENOSPC or "No space left" in str(err) or "errno = 28" in str(err):
         return DiskFullError(errno.ENOSPC, f"no space left on the device writing {path}; {kept}", path)
     return None
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -74,7 +65,7 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
         path = os.path.join(self.backup_dir, name)
         if not os.path.isfile(path):
             raise OSError(f"{path} is missing")
-        if _sha256(path) != generation.get("sha256"):
+        if sha256_of(path) != generation.get("sha256"):
             raise OSError(f"{path} does not match its sha256 (truncated or changed)")
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
@@ -124,7 +115,7 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
                 with open(tmp, "rb+") as f:
                     os.fsync(f.fileno())
             generation = {"epoch": self._current_epoch, "batch": self._last_batch_seen,
-                          "weights": name, "sha256": _sha256(target)}
+                          "weights": name, "sha256": sha256_of(target)}
             if previous:
                 previous.pop("previous", None)
                 generation["previous"] = previous
