@@ -227,6 +227,13 @@ def test_a_truncated_image_is_found_at_load_naming_the_file(tmp_path):
     open(path, "wb").write(data[: len(data) - 30])  # the header parses; the pixel data ends early
     with pytest.raises(ValueError, match=r"cut.png' is corrupt or truncated"):
         keras_zoo.load_splits(str(root))
+    os.unlink(path)
+    jpeg = str(root / "b" / "cut.jpg")
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (32, 32), dtype="uint8"), mode="L").save(jpeg)
+    data = open(jpeg, "rb").read()
+    open(jpeg, "wb").write(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"cut.jpg' is corrupt or truncated"):
+        keras_zoo.load_splits(str(root), image_size=(8, 8))
 
 
 def test_an_empty_class_folder_is_reported_and_kept_out(tmp_path, caplog):

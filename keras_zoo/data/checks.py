@@ -2,8 +2,8 @@
 
 Every image is opened with PIL only as far as its header before anything decodes it; an image whose
 header announces more than `MAX_IMAGE_PIXELS` pixels, or that PIL cannot parse, is refused with its
-path named. `scan_images` also verifies each file's structure (a truncated PNG fails here, naming the
-file, instead of deep inside a `tf.data` iterator).
+path named. `scan_images` also verifies each file's structure (PNG chunks and CRCs; other formats are decoded
+once), so a truncated file fails here, naming it, instead of deep inside a `tf.data` iterator.
 """
 
 from __future__ import annotations
@@ -47,7 +47,10 @@ def scan_images(paths, max_pixels: int | None = None) -> list:
         size, _ = image_header(path, max_pixels)
         try:
             with Image.open(path) as im:
-                im.verify()  # walks the chunks/markers without decoding pixels: finds truncation
+                if im.format == "PNG":
+                    im.verify()  # walks the chunks and their CRCs without decoding pixels
+                else:
+                    im.load()  # JPEG, GIF, BMP: verify() checks little, decoding finds the truncation
         except Exception as err:  # PIL raises a variety of types for corrupt data
             raise ImageFileError(f"image {str(path)!r} is corrupt or truncated ({err or type(err).__name__}); "
                                  "remove or replace it") from None
