@@ -271,6 +271,18 @@ def test_string_labels_are_class_names():
         keras_zoo.load_splits((x, y), options={"class_names": ["cat", "dog"]})
 
 
+@pytest.mark.slow
+def test_string_labels_reach_the_export_as_class_names(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(40, 8, 8, 1)).astype("float32")
+    y = np.array(["cat", "dog"] * 20)
+    result = keras_zoo.train("mlp_lecture", (x, y), epochs=1, run_dir=str(tmp_path / "run"), export=True,
+                             verbose=0)
+    assert result.info.class_names == ("cat", "dog")
+    _, meta = load_export(result.export_path)
+    assert meta["class_names"] == ["cat", "dog"]
+
+
 def test_labels_beyond_the_models_classes_are_refused_before_fit(tmp_path):
     rng = np.random.default_rng(0)
     x, y = rng.uniform(size=(40, 8, 8, 1)).astype("float32"), np.arange(40) % 5
