@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import shutil
@@ -26,6 +27,15 @@ def _new_file(folder: str, prefix: str, suffix: str) -> str:
             return path
         except FileExistsError:
             continue
+
+
+def sha256_of(path: str) -> str:
+    """The hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def staging_dir(parent: str, prefix: str) -> str:
@@ -75,22 +85,92 @@ def atomic_path(path: str, suffix: str = ""):
         raise
 
 
+def _exchange_function():
+    """Linux's renameat2(RENAME_EXCHANGE) through libc: swaps two paths in one atomic step."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+
+    def exchange(a: str, b: str) -> bool:
+        at_cwd, rename_exchange = -100, 2
+        if renameat2(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), rename_exchange) == 0:
+            return True
+        err = ctypes.get_errno()
+        if err in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: the file system cannot swap
+            return False
+        raise OSError(err, os.strerror(err), b)
+
+    return exchange
+
+
+_exchange = _exchange_function()
+
+
+def repair_publications(folder: str) -> list[str]:
+    """Finish or undo publications in `folder` that a killed process left half done.
+
+    `replace_directory` renames a complete new tree to ``.<name>.ready.*`` and the old one to
+    ``.<name>.old.*``; if ``<name>`` is missing, the ready tree (else the old one) is moved back into
+    place. Leftover old trees of published names are removed. Returns the names restored.
+    """
+    restored = []
+    if not os.path.isdir(folder):
+        return restored
+    entries = sorted(os.listdir(folder))
+    for kind in (".ready.", ".old."):
+        for entry in entries:
+            if not entry.startswith(".") or kind not in entry:
+                continue
+            name = entry[1:entry.rindex(kind)]
+            path, target = os.path.join(folder, entry), os.path.join(folder, name)
+            if not os.path.exists(path):
+                continue
+            if not os.path.exists(target):
+                with contextlib.suppress(OSError):  # another process got there first
+                    os.rename(path, target)
+                    restored.append(name)
+                    continue
+            if kind == ".old.":
+                shutil.rmtree(path, ignore_errors=True)
+    return restored
+
+
 def replace_directory(staged: str, target: str) -> str:
     """Move a fully written directory `staged` to `target`, replacing any previous `target`.
 
-    The old directory is first renamed aside, so at every instant `target` is either the complete
-    old tree or the complete new one.
+    Where the file system can swap two paths atomically (Linux renameat2), `target` is at every
+    instant the complete old tree or the complete new one. Elsewhere the old tree is renamed aside
+    first; a process killed between the two renames leaves `target` missing for the moment, and the
+    next call in the same folder (or `repair_publications`) puts the complete new tree, or else the
+    old one, back in place.
     """
     staged, target = os.fspath(staged), os.fspath(target)
+    folder, name = os.path.dirname(target) or ".", os.path.basename(target)
+    repair_publications(folder)
+    if os.path.exists(target) and _exchange is not None and _exchange(staged, target):
+        shutil.rmtree(staged, ignore_errors=True)  # now holds the old tree
+        return target
+    ready = _sibling(folder, f".{name}.ready.", "")
+    os.replace(staged, ready)  # marks the tree complete: a repair may move it into place
     trash = None
     if os.path.exists(target):
-        trash = _sibling(os.path.dirname(target), f".{os.path.basename(target)}.old.", "")
+        trash = _sibling(folder, f".{name}.old.", "")
         os.replace(target, trash)
     try:
-        os.replace(staged, target)
+        os.replace(ready, target)
     except BaseException:
-        if trash is not None:
+        if trash is not None and not os.path.exists(target):
             os.replace(trash, target)
+        shutil.rmtree(ready, ignore_errors=True)
         raise
     if trash is not None:
         shutil.rmtree(trash, ignore_errors=True)

@@ -42,6 +42,19 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    """argparse type: a finite float > 0 (a learning rate), refused with the value named."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
 def _catalog() -> list[dict]:
     """Built-in models from catalog.json, then saved presets (JSON files), all without TensorFlow."""
     from keras_zoo import presets
@@ -171,7 +184,7 @@ def cmd_evaluate(args) -> int:
     import keras_zoo
 
     metrics = keras_zoo.evaluate(args.model, args.data, split=args.split, seed=args.seed,
-                                 data_options=_data_options(args))
+                                 data_options=_data_options(args), trust=args.trust)
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -228,7 +241,7 @@ def cmd_finetune(args) -> int:
         base, args.data, epochs=args.epochs, fine_tune_epochs=args.fine_tune_epochs,
         unfreeze=args.unfreeze, learning_rate=args.learning_rate, batch_size=args.batch_size,
         seed=args.seed, run_dir=out, export=not args.no_export, data_options=_data_options(args),
-        verbose=1 if sys.stderr.isatty() else 2)
+        verbose=1 if sys.stderr.isatty() else 2, trust=args.trust)
     print(f"fine-tuned {result.base} on {len(result.class_names)} classes {result.class_names}")
     for phase in result.phases:
         print(f"  phase {phase['name']}: {phase['epochs_run']} epochs, held-out accuracy "
@@ -275,7 +288,13 @@ def _load_images(paths, shape):
     for p in paths:
         if not os.path.exists(p):
             raise SystemExit(f"keras-zoo: no image at {p!r}")
-        img = Image.open(p).convert("L" if c == 1 else "RGB")
+        from keras_zoo.data.checks import image_header
+
+        image_header(p)  # readable, within the pixel limit, before decoding
+        try:
+            img = Image.open(p).convert("L" if c == 1 else "RGB")
+        except (OSError, ValueError, SyntaxError) as err:
+            raise ValueError(f"cannot read image {p!r}: {err}") from None
         if img.size != (w, h):
             print(f"note: resizing {p} from {img.size[0]}x{img.size[1]} to {w}x{h}", file=sys.stderr)
             img = img.resize((w, h), Image.BILINEAR)
@@ -293,7 +312,7 @@ def _spec_task(name):
         return None
 
 
-def _predictions(target, images):
+def _predictions(target, images, trust=False):
     """(task, outputs dict, class names, inputs) of `target` (export, .keras/run directory,
     NAME[:TAG]); the inputs are the images as float32 in [0, 1] at the model's size."""
     from keras_zoo.export import formats
@@ -316,7 +335,7 @@ def _predictions(target, images):
     if is_export:
         from keras_zoo.export import load_export
 
-        loaded, meta = load_export(target)
+        loaded, meta = load_export(target, trust=trust)
         sig = loaded.signatures["serving_default"]
         spec = sig.structured_input_signature[1]["inputs"]
         shape = tuple(spec.shape[1:])
@@ -382,7 +401,7 @@ def _write_png(array, path, palette=False):
 def cmd_predict(args) -> int:
     import numpy as np
 
-    task, out, class_names, inputs = _predictions(args.model, args.images)
+    task, out, class_names, inputs = _predictions(args.model, args.images, trust=args.trust)
     first = next(iter(out.values()))
     if task == "classification" or (task is None and first.ndim == 2):
         probs = out.get("probabilities", first)
@@ -454,10 +473,18 @@ def cmd_experiment(args) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line (the usage is one `--help` away)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="keras-zoo",
         description="Build, train, evaluate and export models from the keras_zoo registry.")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (anywhere on the line)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("list", help="list registered models (no TensorFlow import)")
@@ -476,9 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="registry name")
     p.add_argument("--data", required=True,
                    help="built-in set (digits, shapes, moons, spirals), TFDS name or image folder")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--epochs", type=_positive_int)
+    p.add_argument("--batch-size", type=_positive_int)
+    p.add_argument("--learning-rate", type=_positive_float)
     p.add_argument("--recipe", help="recipe name (default: the model's own)")
     p.add_argument("--out", help="run directory (default runs/NAME-DATA); rerun to resume")
     p.add_argument("--seed", type=int, default=0)
@@ -490,12 +517,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="metrics of a trained model on a data split")
-    p.add_argument("model", help=".keras file or run directory")
+    p.add_argument("model", help=".keras file, run directory or a classifier's export directory")
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test", choices=("train", "validation", "test"))
     p.add_argument("--seed", type=int, default=0, help="the seed the split was made with")
     p.add_argument("--image-size")
     p.add_argument("--data-dir", help="TFDS data directory holding prepared data sets")
+    p.add_argument("--trust", action="store_true",
+                   help="run a SavedModel without valid keras_zoo metadata (see README, Security model)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("export", help="export a trained model (SavedModel for TF Serving, ONNX or LiteRT)")
@@ -518,7 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fine-tune-epochs", type=int, default=10,
                    help="phase 2: backbone unfrozen at a tenth of the learning rate (0 skips it)")
     p.add_argument("--unfreeze", default="all", help="phase 2 unfreezes 'all' or the top N weighted layers")
-    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--learning-rate", type=_positive_float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--out", help="run directory (default runs/NAME-DATA-finetune)")
     p.add_argument("--seed", type=int, default=0)
@@ -526,6 +555,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="TFDS data directory holding prepared data sets")
     p.add_argument("--color-mode", choices=("grayscale", "rgb"))
     p.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
+    p.add_argument("--trust", action="store_true",
+                   help="run a SavedModel without valid keras_zoo metadata (see README, Security model)")
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser(
@@ -562,6 +593,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="predictions",
                    help="where segmentation masks and reconstructions go as PNGs, one per image "
                         "(default: ./predictions); classifiers print their predictions")
+    p.add_argument("--trust", action="store_true",
+                   help="run a SavedModel without valid keras_zoo metadata (see README, Security model)")
     p.set_defaults(func=cmd_predict)
 
     from keras_zoo.experiments import list_experiments  # a name table; imports no TensorFlow
@@ -616,21 +649,64 @@ def _import_tensorflow_quietly() -> None:
                     print(line, file=sys.stderr)
 
 
+def _check_names(args) -> None:
+    """Model names and --set pairs of train/tune/finetune, checked from catalog.json before
+    TensorFlow is imported or anything is printed."""
+    name = getattr(args, "name", None)
+    if args.command not in ("train", "tune", "finetune") or name is None:
+        return
+    _validate.assignments(getattr(args, "set", None))
+    base = name.partition(":")[0] if args.command == "finetune" else name
+    entries = {e["name"]: e for e in _catalog()}
+    if base not in entries:
+        import difflib
+
+        close = difflib.get_close_matches(base, list(entries), n=3, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else " See `keras-zoo list`."
+        raise KeyError(f"unknown model {base!r}.{hint}")
+    if args.command == "finetune" and not entries[base].get("pretrained"):
+        shipped = sorted(n for n, e in entries.items() if e.get("pretrained"))
+        raise ValueError(f"{base!r} has no shipped weights to fine-tune; models with weights: {', '.join(shipped)}")
+
+
+def _one_line(err: BaseException) -> str:
+    """An exception as one line: its message (KeyError's without quotes), the type where the
+    message alone would not say what went wrong."""
+    message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    text = lines[0] if lines else type(err).__name__
+    if not isinstance(err, (KeyError, ValueError, OSError, FloatingPointError)):
+        text = f"{type(err).__name__}: {text}"
+    return text
+
+
 def main(argv=None) -> int:
+    """Run one command. Every failure is one line on stderr and a non-zero exit status (2 for a
+    refused argument or input, 1 otherwise); ``--debug`` (anywhere on the line) adds the traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     args = build_parser().parse_args(argv)
     try:
+        _check_names(args)
         if args.func not in _WITHOUT_TENSORFLOW:
             _import_tensorflow_quietly()
         return args.func(args)
-    except (KeyError, ValueError, FileNotFoundError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"keras-zoo: {message}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("keras-zoo: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # The reader went away (`keras-zoo list | head`): stop writing, quietly, like other tools.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except Exception as err:  # noqa: BLE001  (the CLI's contract: one line, never a traceback)
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"keras-zoo: {_one_line(err)}", file=sys.stderr)
+        return 2 if isinstance(err, (KeyError, ValueError, FileNotFoundError)) else 1
 
 
 if __name__ == "__main__":

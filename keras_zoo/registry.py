@@ -202,13 +202,26 @@ def is_registered(name: str) -> bool:
     return name in _REGISTRY
 
 
+# Values per example beyond which a build is refused at once (2**27 floats = 512 MiB per example);
+# larger inputs would run for minutes into an out-of-memory error inside TensorFlow.
+MAX_INPUT_VALUES = 2**27
+
+
 def _check_input_shape(spec: ModelSpec, input_shape) -> tuple:
+    import numbers
+
     try:
-        shape = tuple(int(d) for d in input_shape)
-    except (TypeError, ValueError):
+        dims = tuple(input_shape)
+    except TypeError:
+        dims = None
+    # Integers (numpy ones too) or integral floats; 8.7 is a mistake, not 8.
+    if dims is None or not all(
+            not isinstance(d, bool) and (isinstance(d, numbers.Integral)
+                                         or (isinstance(d, float) and d.is_integer())) for d in dims):
         raise ValueError(
             f"input_shape for {spec.name!r} must be a tuple of positive ints, got {input_shape!r}"
         ) from None
+    shape = tuple(int(d) for d in dims)
     if len(shape) not in spec.input_ranks:
         raise ValueError(
             f"input_shape {shape} for {spec.name!r} has rank {len(shape)}; this model accepts rank "
@@ -216,6 +229,12 @@ def _check_input_shape(spec: ModelSpec, input_shape) -> tuple:
         )
     if any(d <= 0 for d in shape):
         raise ValueError(f"input_shape {shape} for {spec.name!r} has a non-positive dimension")
+    values = 1
+    for d in shape:
+        values *= d
+    if values > MAX_INPUT_VALUES:
+        raise ValueError(f"input_shape {shape} for {spec.name!r} has {values} values per example, more than "
+                         f"the {MAX_INPUT_VALUES} keras_zoo builds (resize the data, e.g. image_size=(224, 224))")
     return shape
 
 
@@ -230,8 +249,11 @@ def validate_request(spec: ModelSpec, input_shape=None, num_classes=None, **over
     if num_classes is not None:
         if not spec.accepts_num_classes:
             raise ValueError(f"model {name!r} ({spec.task}) does not take num_classes")
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        import numbers
+
+        if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 2:
             raise ValueError(f"num_classes for {name!r} must be an int >= 2, got {num_classes!r}")
+        num_classes = int(num_classes)  # numpy integers are welcome
     else:
         num_classes = spec.num_classes
     accepted = spec.defaults

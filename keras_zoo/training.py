@@ -131,6 +131,18 @@ def _build(model_or_name, spec, recipe: Recipe, info, model_overrides: dict):
     return build_for_data(spec, info, recipe, model_overrides)
 
 
+def _check_class_count(model, info, recipe) -> None:
+    """Refuse data with more classes than the model has outputs, before `fit` (where the error
+    would come from inside the loss, naming no class)."""
+    outputs = getattr(model, "outputs", None) or []
+    if recipe.targets not in ("label", "mask") or not info.num_classes or len(outputs) != 1:
+        return
+    units = outputs[0].shape[-1]
+    if units is not None and units > 1 and info.num_classes > units:
+        raise ValueError(f"the data {info.name!r} has {info.num_classes} classes (ids 0..{info.num_classes - 1}) "
+                         f"but model {model.name!r} outputs {units}; build it with num_classes={info.num_classes}")
+
+
 def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
           batch_size: int | None = None, learning_rate: float | None = None,
           run_dir: str | None = None, seed: int = 0, export: bool = False, resume: bool = True,
@@ -177,6 +189,7 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
     splits = _load_data(data, recipe, seed, data_options)
     info = splits.info
     model = _build(model_or_name, spec, recipe, info, model_overrides)
+    _check_class_count(model, info, recipe)
     recipe.compile(model, steps_per_epoch=recipe.steps_per_epoch(info.num_examples["train"]))
 
     run_callbacks = default_callbacks(run_dir, recipe, resume=resume) + list(callbacks)
@@ -255,6 +268,32 @@ def plot_history(history: dict, path: str, title: str = "") -> str:
     return path
 
 
+def is_export(path: str) -> bool:
+    """Whether `path` is a SavedModel directory, or a serving model directory of numbered versions."""
+    return os.path.isdir(path) and (os.path.exists(os.path.join(path, "saved_model.pb")) or (
+        not os.path.exists(os.path.join(path, "model.keras")) and any(d.isdigit() for d in os.listdir(path))))
+
+
+def _export_classifier(path: str, trust: bool) -> keras.Model:
+    """A classifier's export (checked by `load_export`) as a Keras model giving its probabilities."""
+    from keras_zoo.export import load_export
+
+    loaded, meta = load_export(path, trust=trust)
+    signature = loaded.signatures["serving_default"]
+    spec = signature.structured_input_signature[1]["inputs"]
+    if meta.get("task", "classification") != "classification" or "probabilities" not in signature.structured_outputs:
+        raise ValueError(f"evaluate takes the export of a classifier (outputs 'probabilities'); {path!r} is a "
+                         f"{meta.get('task')!r} export: evaluate its run directory or .keras file instead")
+    if spec.dtype != tf.float32:
+        raise ValueError(f"the export at {path!r} serves {spec.dtype.name} inputs; evaluate needs a float32 "
+                         "serving_default (exports written with serving='classify')")
+    inputs = keras.Input(shape=tuple(spec.shape[1:]), name="inputs")
+    # The closure holds `loaded`: its variables live as long as the layer does.
+    probabilities = keras.layers.Lambda(
+        lambda x: loaded.signatures["serving_default"](inputs=x)["probabilities"])(inputs)
+    return keras.Model(inputs, probabilities, name=meta.get("model", "export"))
+
+
 def load_model(path: str) -> keras.Model:
     """Load a `.keras` file, or the `model.keras` of a run directory, with the package's one safe
     loader (`keras_zoo.weights.load_keras_archive`), uncompiled."""
@@ -266,22 +305,27 @@ def load_model(path: str) -> keras.Model:
 
 
 def evaluate(model, data, split: str = "test", *, batch_size: int = 64, seed: int = 0,
-             recipe=None, data_options: dict | None = None) -> dict:
+             recipe=None, data_options: dict | None = None, trust: bool = False) -> dict:
     """Metrics of a model on one split of a data source.
 
     Args:
-        model: a compiled `keras.Model`, a `.keras` path or a run directory.
+        model: a compiled `keras.Model`, a `.keras` path, a run directory or a classifier's export
+            directory (SavedModel; see `keras_zoo.load_export` for `trust`).
         data: a data source or `Splits` (see `train`).
         split: ``"train"``, ``"validation"`` or ``"test"``.
+        trust: run a SavedModel that lacks valid keras_zoo metadata.
     """
     if split not in ("train", "validation", "test"):
         raise ValueError(f"split must be 'train', 'validation' or 'test', got {split!r}")
-    if isinstance(model, (str, os.PathLike)):
+    if isinstance(model, (str, os.PathLike)) and is_export(os.fspath(model)):
+        model, recipe = _export_classifier(os.fspath(model), trust), recipe or "classifier"
+    elif isinstance(model, (str, os.PathLike)):
         model = load_model(os.fspath(model))
     spec, recipe = _resolve(model, recipe) if recipe is None else (None, get_recipe(recipe))
     if not isinstance(data, Splits):
         data = load_splits(data, targets=recipe.targets, batch_size=batch_size, seed=seed,
                            **_data_options(recipe, data_options))
+    _check_class_count(model, data.info, recipe)
     if not model.compiled:
         recipe.compile(model)
     return {k: float(v) for k, v in

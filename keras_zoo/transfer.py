@@ -30,7 +30,9 @@ import numpy as np
 
 from keras_zoo import _validate, factory, weights
 from keras_zoo._io import atomic_path, atomic_write_text
+from keras_zoo.export import load_export
 from keras_zoo.models import layers as zoo_layers
+from keras_zoo.training import is_export
 
 log = logging.getLogger("keras_zoo")
 
@@ -70,7 +72,7 @@ class FinetuneResult:
 # --------------------------------------------------------------------------- the base model
 
 
-def _base_task(name_or_model) -> str:
+def _base_task(name_or_model, trust: bool = False) -> str:
     """The task of the model to fine-tune, known before any weights or data are read."""
     if isinstance(name_or_model, keras.Model):
         try:
@@ -80,6 +82,11 @@ def _base_task(name_or_model) -> str:
             model = name_or_model
             per_pixel = len(model.outputs[0].shape) == 4 and "logits" in {l.name for l in model.layers}
             return "segmentation" if per_pixel else "classification"
+    if isinstance(name_or_model, (str, os.PathLike)) and is_export(os.fspath(name_or_model)):
+        load_export(os.fspath(name_or_model), trust=trust)  # refuses untrusted or unsafe graphs first
+        raise ValueError(f"{os.fspath(name_or_model)!r} is a SavedModel export, which has no Keras layers to "
+                         "fine-tune; pass its run directory's model.keras loaded with keras_zoo.load_model, "
+                         "or a registry name with shipped weights")
     if not isinstance(name_or_model, str):
         raise ValueError(f"finetune takes a registry name, 'name:tag' or a keras.Model, got {name_or_model!r}")
     return factory.get_spec(name_or_model.partition(":")[0]).task
@@ -238,7 +245,7 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
              fine_tune_learning_rate: float | None = None, batch_size: int = 32, head_dropout: float = 0.2,
              early_stopping_patience: int | None = 10, augment=(), seed: int = 0,
              run_dir: str | None = None, export: bool = False, data_options: dict | None = None,
-             verbose="auto") -> FinetuneResult:
+             verbose="auto", trust: bool = False) -> FinetuneResult:
     """Fine-tune a pretrained model on new classes (Keras's two-phase transfer-learning recipe).
 
     Args:
@@ -259,6 +266,8 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
         export: also write a SavedModel to ``run_dir/export`` whose ``serving_default`` takes raw
             uint8 images of the data's size and returns ``probabilities`` and ``class_ids``.
         data_options: extra `load_splits` arguments (``image_size``, ``color_mode``, fractions...).
+        trust: let a SavedModel without valid keras_zoo metadata past the provenance check (a
+            SavedModel itself cannot be fine-tuned; the check runs so that one is never executed).
 
     Returns:
         A `FinetuneResult`.
@@ -277,7 +286,7 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
     fine_tune_epochs = _validate.positive_int("fine_tune_epochs", fine_tune_epochs, minimum=0)
     fine_tune_learning_rate = fine_tune_learning_rate or learning_rate / 10.0
 
-    task = _base_task(name_or_model)
+    task = _base_task(name_or_model, trust)
     label = getattr(name_or_model, "name", name_or_model)
     if task not in _FEATURE_TASKS:
         raise ValueError(f"{label} is a {task} model; finetune gives new classes to classifiers, "

@@ -29,7 +29,7 @@ import urllib.parse
 import urllib.request
 import zipfile
 
-from keras_zoo._io import atomic_path
+from keras_zoo._io import atomic_path, sha256_of
 
 log = logging.getLogger("keras_zoo")
 
@@ -200,14 +200,6 @@ def model_card(entry: dict) -> str:
 # --------------------------------------------------------------------------- integrity
 
 
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _check_sha256_argument(sha256) -> str:
     if not isinstance(sha256, str) or not _SHA256.match(sha256.lower()):
         raise ValueError(f"sha256 must be 64 hexadecimal characters, got {sha256!r}; weights from a path "
@@ -238,16 +230,26 @@ def _is_url(source: str) -> bool:
     return urllib.parse.urlparse(str(source)).scheme in ("http", "https")
 
 
-def _download(url: str, target: str, sha256: str, timeout: float) -> None:
-    """Stream `url` into a temporary file beside `target`, hashing as it goes; rename on a match."""
+MAX_DOWNLOAD_BYTES = 4 << 30  # the largest checkpoint a zoo model has is tens of MB
+
+
+def _download(url: str, target: str, sha256: str, timeout: float, max_bytes: int = MAX_DOWNLOAD_BYTES) -> None:
+    """Stream `url` into a temporary file beside `target`, hashing as it goes; rename on a match.
+    A download that announces or reaches more than `max_bytes` is abandoned."""
     with atomic_path(target, suffix=".part") as tmp:
         digest, received = hashlib.sha256(), 0
         with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             expected_length = response.headers.get("Content-Length")
+            if expected_length is not None and int(expected_length) > max_bytes:
+                raise WeightIntegrityError(f"download of {url} announces {expected_length} bytes, more than "
+                                           f"the limit of {max_bytes} (max_bytes=); nothing was kept")
             for block in iter(lambda: response.read(1 << 20), b""):
+                received += len(block)
+                if received > max_bytes:
+                    raise WeightIntegrityError(f"download of {url} went past the limit of {max_bytes} "
+                                               "bytes (max_bytes=); nothing was kept")
                 digest.update(block)
                 out.write(block)
-                received += len(block)
             out.flush()
             os.fsync(out.fileno())
         if expected_length is not None and received != int(expected_length):
@@ -258,7 +260,8 @@ def _download(url: str, target: str, sha256: str, timeout: float) -> None:
                                        f"{sha256}; nothing was kept")
 
 
-def fetch(source: str, sha256: str, *, cache: str | None = None, timeout: float = 60.0) -> str:
+def fetch(source: str, sha256: str, *, cache: str | None = None, timeout: float = 60.0,
+          max_bytes: int = MAX_DOWNLOAD_BYTES) -> str:
     """A verified local copy of a weight file from a path or an http(s) URL.
 
     A local path is checked in place. A URL is downloaded into the cache once; a cached file is
@@ -270,6 +273,7 @@ def fetch(source: str, sha256: str, *, cache: str | None = None, timeout: float 
         sha256: the file's published sha256 (required).
         cache: the cache folder (default `cache_dir()`).
         timeout: seconds to wait for the server.
+        max_bytes: a download larger than this is abandoned (default 4 GiB).
 
     Returns:
         The path of the verified file.
@@ -293,7 +297,7 @@ def fetch(source: str, sha256: str, *, cache: str | None = None, timeout: float 
             log.warning("cached weights failed their check (%s); downloading %s again", err, source)
             os.unlink(target)
     log.info("downloading %s to %s", source, target)
-    _download(source, target, sha256, timeout)
+    _download(source, target, sha256, timeout, max_bytes)
     return target
 
 
@@ -310,16 +314,52 @@ def _walk(config):
             yield from _walk(value)
 
 
+# Bounds on a .keras archive, checked from its directory before anything is inflated.
+MAX_ARCHIVE_MEMBERS = 10_000
+MAX_ARCHIVE_CONFIG_BYTES = 64 << 20      # config.json / metadata.json: a few KB to a few MB in practice
+MAX_ARCHIVE_BYTES = 16 << 30             # all members inflated (weights of the largest zoo model: MBs)
+MAX_COMPRESSION_RATIO = 200              # weights barely compress; JSON ~10x; a bomb 1000x or more
+
+
+class ArchiveBombError(ValueError):
+    """A `.keras` archive whose members would inflate beyond the limits."""
+
+
+def check_archive_members(path: str, members) -> None:
+    """Refuse an archive by its directory alone: member count, sizes and compression ratios."""
+    if len(members) > MAX_ARCHIVE_MEMBERS:
+        raise ArchiveBombError(f"refusing {path!r}: {len(members)} members, more than {MAX_ARCHIVE_MEMBERS}")
+    total = 0
+    for info in members:
+        total += info.file_size
+        json_member = info.filename.endswith(".json")
+        if json_member and info.file_size > MAX_ARCHIVE_CONFIG_BYTES:
+            raise ArchiveBombError(f"refusing {path!r}: member {info.filename!r} inflates to {info.file_size} "
+                                   f"bytes, more than the {MAX_ARCHIVE_CONFIG_BYTES}-byte limit for a config")
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > (1 << 20) and ratio > MAX_COMPRESSION_RATIO:
+            raise ArchiveBombError(f"refusing {path!r}: member {info.filename!r} would inflate {ratio:.0f}x "
+                                   f"({info.compress_size} -> {info.file_size} bytes; limit "
+                                   f"{MAX_COMPRESSION_RATIO}x), the mark of an archive bomb")
+    if total > MAX_ARCHIVE_BYTES:
+        raise ArchiveBombError(f"refusing {path!r}: its members inflate to {total} bytes, more than "
+                               f"{MAX_ARCHIVE_BYTES}")
+
+
 def check_archive_is_safe(path: str) -> None:
-    """Refuse a `.keras` archive whose config needs arbitrary code to rebuild.
+    """Refuse a `.keras` archive whose config needs arbitrary code to rebuild, or that would inflate
+    beyond the limits (`check_archive_members`).
 
     Keras's safe mode refuses such archives too; reading the config first gives a message that says
     which layer asked for it, before any object is built.
     """
     try:
         with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as err:
+            check_archive_members(path, archive.infolist())
+            # zipfile stops inflating a member at its declared size, which was checked above.
+            with archive.open("config.json") as member:
+                config = json.loads(member.read(MAX_ARCHIVE_CONFIG_BYTES + 1))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path!r} is not a readable .keras archive ({err})") from None
     for node in _walk(config):
         if node.get("class_name") in ("Lambda", "function", "__lambda__") or "__lambda__" in node:

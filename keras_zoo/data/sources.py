@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_zoo.data.builtin import BUILTIN_SOURCES, ArraySet, load_builtin
+from keras_zoo.data.checks import check_finite, image_header, scan_images
 
 logger = logging.getLogger(__name__)
 
@@ -237,6 +238,9 @@ def _numpy_arrays(source, targets: str, options: dict) -> ArraySet:
     else:
         x, y = source, None
     x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise ValueError(f"numpy inputs x must be numbers (bool, int or float), got dtype {x.dtype}.")
+    check_finite("numpy inputs x", x)
     if x.ndim == 3:
         x = x[..., None]  # (N, H, W) grayscale images
     if x.ndim not in (2, 4):
@@ -257,6 +261,11 @@ def _numpy_arrays(source, targets: str, options: dict) -> ArraySet:
             raise ValueError(f"numpy source: x has {len(x)} examples but y has {len(y)}.")
         if y.ndim == 4 and y.shape[-1] == 1:
             y = y[..., 0]
+        if y.dtype.kind in "USO" and y.ndim in (1, 2) and y.size == len(y):
+            # String labels are class names: ids follow `class_names` if given, else sorted order.
+            y, names = _named_labels(y.reshape(-1), options.get("class_names"))
+            options = {**options, "class_names": names}
+        check_finite("numpy targets y", y)
         if y.ndim == 3:
             if x.ndim != 4 or y.shape[1:] != x.shape[1:3]:
                 raise ValueError(f"numpy masks of shape {y.shape} do not match images of shape {x.shape}.")
@@ -278,6 +287,17 @@ def _numpy_arrays(source, targets: str, options: dict) -> ArraySet:
     return ArraySet(x=x, labels=labels, class_names=names if labels is not None else (),
                     masks=masks, mask_class_names=names if masks is not None else (),
                     scale=scale, value_range=value_range, levels=levels)
+
+
+def _named_labels(y, class_names=None):
+    """String labels -> (int32 ids, class names)."""
+    text = np.asarray([str(v) for v in y])
+    names = list(class_names) if class_names is not None else sorted(set(text.tolist()))
+    index = {str(n): i for i, n in enumerate(names)}
+    unknown = sorted(set(text.tolist()) - set(index))
+    if unknown:
+        raise ValueError(f"numpy labels {unknown[:5]} are not among class_names {names}.")
+    return np.asarray([index[t] for t in text], np.int32), [str(n) for n in names]
 
 
 def _integer_targets(y, what):
@@ -367,9 +387,16 @@ def _subfolders(folder: pathlib.Path) -> list[str]:
 
 def _index_class_folder(folder: pathlib.Path):
     """Files and labels of a folder of class sub-folders, or of loose images (labels None)."""
-    classes = [c for c in _subfolders(folder) if _list_images(folder / c)]
+    subfolders = _subfolders(folder)
+    classes = [c for c in subfolders if _list_images(folder / c)]
     if not classes:
         return _list_images(folder, recursive=False), None, ()
+    empty = [c for c in subfolders if c not in classes]
+    if empty:
+        # Kept out of the classes (and of the class ids), said once: an empty folder is most often a
+        # class not collected yet, and refusing would block every other class.
+        logger.warning("class folder(s) %s in %s hold no images (%s); training without those classes",
+                       empty, os.fspath(folder), ", ".join(IMAGE_EXTENSIONS))
     files, labels = [], []
     for label, name in enumerate(classes):
         class_files = _list_images(folder / name)
@@ -450,22 +477,19 @@ def _image_decoder(files_by_split: dict, request: Request, name: str):
     Without `image_size` the first training image fixes size and colour mode; images of another size are
     resized to it (with a warning) rather than left mis-shaped.
     """
-    from PIL import Image
-
     first = files_by_split["train"][0]
-    with Image.open(first) as im:
-        width, height = im.size
-        source_channels = 1 if im.mode in _GRAYSCALE_MODES else 3
+    (width, height), mode = image_header(first)
+    source_channels = 1 if mode in _GRAYSCALE_MODES else 3
     channels = _output_channels(source_channels, request.color_mode, name)
+    # Every file's header against the pixel limit and its structure, naming a bad file, before
+    # TensorFlow decodes any of them.
+    all_files = [f for split in SPLITS for f in files_by_split[split]]
+    sizes = scan_images(all_files)
     if request.image_size is not None:
         size, resize = tuple(int(d) for d in request.image_size), True
     else:
         size = (height, width)
-        all_files = [f for split in SPLITS for f in files_by_split[split]]
-        mismatched = 0
-        for path in all_files:
-            with Image.open(path) as im:
-                mismatched += im.size != (width, height)
+        mismatched = sum(s != (width, height) for s in sizes)
         resize = mismatched > 0
         if resize:
             logger.warning("%d of %d images in %s differ from the first image's size %dx%d; resizing them to it.",
@@ -528,6 +552,7 @@ def _read_masks(paths: list, size: tuple) -> np.ndarray:
     height, width = size
     out = np.zeros((len(paths), height, width), np.int32)
     for i, path in enumerate(paths):
+        image_header(path)  # pixel limit, readable, before decoding
         with Image.open(path) as im:
             if im.size != (width, height):
                 im = im.resize((width, height), Image.NEAREST)

@@ -17,7 +17,8 @@ import shutil
 import numpy as np
 
 from keras_zoo import _validate
-from keras_zoo._io import atomic_write_text, replace_directory, staging_dir
+from keras_zoo._io import atomic_write_text, repair_publications, replace_directory, staging_dir
+from keras_zoo.export import trust as trust_model
 from keras_zoo.export.errors import ExportVerificationError  # noqa: F401  (public name)
 
 METADATA_FILE = os.path.join("assets.extra", "keras_zoo.json")
@@ -130,6 +131,7 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
     name = name or model.name
     model_dir = os.path.join(os.fspath(directory), name)
     os.makedirs(model_dir, exist_ok=True)
+    repair_publications(model_dir)  # a version a killed export left half published counts as taken
     version = version or _next_version(model_dir)
 
     endpoints = contract.endpoints_for(model, task, serving, extra, input_shape)
@@ -165,10 +167,11 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
         if format == "saved_model":
             archive.write_out(staged, verbose=False)
             _verify(staged, endpoints, atol, input_shape)
-            atomic_write_text(os.path.join(staged, METADATA_FILE), json.dumps(metadata, indent=2) + "\n")
             if class_names:
                 atomic_write_text(os.path.join(staged, CLASS_NAMES_FILE),
                                   "\n".join(map(str, class_names)) + "\n")
+            metadata["files"] = trust_model.record_files(staged)  # checked by load_export (see trust.py)
+            atomic_write_text(os.path.join(staged, METADATA_FILE), json.dumps(metadata, indent=2) + "\n")
         else:
             fn, specs = endpoints["serving_default"]
             saved = staging_dir(model_dir, f".{version}.savedmodel.")
@@ -211,8 +214,12 @@ def _verify(path: str, endpoints: dict, atol: float, input_shape=()) -> None:
                     f"SavedModel differs from the in-memory model (max |diff| = {diff}, atol={atol})")
 
 
-def load_export(path: str):
+def load_export(path: str, *, trust: bool = False):
     """Load an export directory (a version dir, or a model dir whose highest version is used).
+
+    The export must be one this package wrote, unchanged (the sha256 of each file is checked against
+    its metadata), unless ``trust=True``; a graph with file, network or Python ops is refused either
+    way (see `keras_zoo.export.trust`).
 
     Returns ``(loaded, metadata)``: the `tf.saved_model.load` object and the keras_zoo metadata.
     """
@@ -224,9 +231,5 @@ def load_export(path: str):
         if not versions:
             raise FileNotFoundError(f"no SavedModel at {path!r} (expected saved_model.pb or version sub-folders)")
         path = os.path.join(path, max(versions, key=int))
-    meta_path = os.path.join(path, METADATA_FILE)
-    metadata = {}
-    if os.path.exists(meta_path):
-        with open(meta_path, encoding="utf-8") as f:
-            metadata = json.load(f)
+    metadata = trust_model.check_export(path, trust=trust)
     return tf.saved_model.load(path), metadata

@@ -106,5 +106,7 @@ def default_callbacks(run_dir: str, recipe, resume: bool = True) -> list:
     callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"),
                                                  write_graph=False, profile_batch=0))
     if resume:
-        callbacks.append(keras.callbacks.BackupAndRestore(backup))
+        from keras_zoo.recipes.backup import SafeBackupAndRestore
+
+        callbacks.append(SafeBackupAndRestore(backup))
     return callbacks
