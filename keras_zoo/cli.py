@@ -68,9 +68,23 @@ def cmd_list(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
+    if args.pretrained:
+        return _print_pretrained(rows)
     header = ("name", "family", "task", "params", "input", "recipe")
     table = [header] + [(e["name"], e["family"], e["task"], _fmt_params(e["parameters"]),
                          "x".join(map(str, e["input_shape"])), e["recipe"]) for e in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def _print_pretrained(rows) -> int:
+    """One line per pretrained checkpoint: model, tag, licence and where the weights come from."""
+    header = ("name", "task", "params", "weights", "licence", "source")
+    table = [header] + [(e["name"], e["task"], _fmt_params(e["parameters"]), w["tag"], w["license"], w["source"])
+                        for e in rows for w in e.get("pretrained_weights") or
+                        [{"tag": "", "license": "", "source": ""}]]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for row in table:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
@@ -402,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'cnn*'")
     p.add_argument("--family")
     p.add_argument("--task")
-    p.add_argument("--pretrained", action="store_true", help="only models with shipped weights")
+    p.add_argument("--pretrained", action="store_true", help="only models with pretrained weights (shipped or ImageNet), with their source and licence")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_list)
 
@@ -441,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("finetune", help="new classes on a pretrained model; writes a servable export")
-    p.add_argument("name", help="model with shipped weights (see `list --pretrained`), or NAME:TAG")
+    p.add_argument("name", help="model with shipped or ImageNet weights (see `list --pretrained`), or NAME:TAG")
     p.add_argument("--data", required=True, help="image folder with one sub-folder per class")
     p.add_argument("--tag", help="which shipped checkpoint (default: the model's default)")
     p.add_argument("--epochs", type=int, default=30, help="phase 1: new head, backbone frozen")

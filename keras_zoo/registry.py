@@ -270,9 +270,15 @@ def _preset_specs() -> list[ModelSpec]:
 
 def _pretrained_names() -> list[str]:
     # The weight store's manifest is plain JSON: reading it keeps `keras-zoo list` free of TensorFlow.
+    from keras_zoo import imagenet, weights
+
+    return weights.pretrained_names() + imagenet.names()
+
+
+def _pretrained_sources(name: str) -> list[dict]:
     from keras_zoo import weights
 
-    return weights.pretrained_names()
+    return weights.pretrained_sources(name)
 
 
 def _check_input_shape(spec: ModelSpec, input_shape) -> tuple:
@@ -372,6 +378,7 @@ def model_info(name: str) -> dict:
         "signatures": ["serving_default", *spec.signatures],
         "defaults": {k: v for k, v in spec.defaults.items()},
         "pretrained": name in _pretrained_names(),
+        "pretrained_weights": _pretrained_sources(name),
         **({"base": spec.base} if spec.base else {}),
     }
 

@@ -28,7 +28,7 @@ import os
 import keras
 import numpy as np
 
-from keras_zoo import _validate, registry, weights
+from keras_zoo import _validate, imagenet, registry, weights
 from keras_zoo._io import atomic_path, atomic_write_text
 
 log = logging.getLogger("keras_zoo")
@@ -92,8 +92,25 @@ def _load_base(name_or_model, pretrained):
         raise ValueError("finetune starts from pretrained weights (pretrained=True or a tag); to train "
                          f"{name!r} from scratch use keras_zoo.train({name!r}, data)")
     spec = registry.get_spec(name)
+    if name in imagenet.names() and pretrained in (True, "imagenet"):
+        # Built once the data's image size is known (`_imagenet_base`).
+        return None, f"{name}:imagenet", None, spec.task
     model, entry = weights._load_entry(name, pretrained)
     return model, f"{name}:{entry['tag']}", entry["input_contract"], spec.task
+
+
+def _imagenet_base(label: str, data_shape):
+    """An ImageNet backbone (`applications` family) built at the data's image size, and its contract.
+
+    Its weights do not depend on the input size, so nothing is resized; grayscale data gets 3
+    channels through the usual adapter.
+    """
+    name = label.split(":")[0]
+    shape = tuple(data_shape)
+    if len(shape) == 3:
+        shape = (*shape[:2], 3)
+    model = imagenet.create_imagenet(name, input_shape=shape, include_top=False, pooling="avg")
+    return model, {"shape": list(shape), "value_range": [0.0, 1.0]}
 
 
 def _backbone(model, label: str, task: str):
@@ -235,12 +252,14 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
     """Fine-tune a pretrained model on new classes (Keras's two-phase transfer-learning recipe).
 
     Args:
-        name_or_model: a registry name with shipped weights (``"cnn_small"``), ``"name:tag"``, or a
-            trained `keras.Model` with a ``"pool"`` layer.
+        name_or_model: a registry name with shipped weights (``"cnn_small"``), ``"name:tag"``, an
+            ImageNet backbone (``"mobilenet_v3_small"``, see `keras_zoo.imagenet`; built at the data's
+            image size), or a trained `keras.Model` with a ``"pool"`` layer.
         data: a `keras_zoo.data.load_splits` source (image folder of class sub-folders, ``(x, y)``
             arrays, built-in name) or a ready `Splits` with targets ``"label"``.
         num_classes: classes of the new head; default (and checked against) the data's.
-        pretrained: ``True`` (the default checkpoint) or a tag.
+        pretrained: ``True`` (the default checkpoint; ImageNet for the `applications` family) or a
+            tag (``"imagenet"``).
         epochs: phase 1 epochs (new head only, backbone frozen).
         fine_tune_epochs: phase 2 epochs (backbone unfrozen); 0 skips phase 2.
         unfreeze: phase 2 unfreezes ``"all"`` backbone layers or the top `unfreeze` layers with
@@ -287,6 +306,8 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
     elif num_classes != info.num_classes:
         raise ValueError(f"num_classes={num_classes} but the data {info.name!r} has {info.num_classes} "
                          f"classes {list(info.class_names)}")
+    if base is None:
+        base, contract = _imagenet_base(label, info.input_shape)
     adapters, notes = _adapters(info.input_shape, info.value_range, contract, label)
     for note in notes:
         log.warning("finetune: %s", note)

@@ -44,6 +44,10 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _STORE_CANDIDATES = (os.path.join(_PACKAGE_DIR, "saved_models"),
                      os.path.join(os.path.dirname(_PACKAGE_DIR), "saved_models"))
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# Hex digest lengths. md5 is accepted only where a publisher records nothing stronger: Keras's own
+# table of ImageNet weights (keras_zoo.imagenet) lists md5 for most files, and checking that is what
+# Keras itself does.
+_HEX_LENGTHS = {"sha256": 64, "md5": 32}
 
 
 class WeightIntegrityError(ValueError):
@@ -94,6 +98,19 @@ def pretrained_names(store: str | None = None) -> list[str]:
     return sorted({e["name"] for e in entries(store=store)})
 
 
+def pretrained_sources(name: str, store: str | None = None) -> list[dict]:
+    """Per pretrained checkpoint of `name`: its tag, where it comes from and its licence.
+
+    The shipped checkpoints, then the ImageNet weights of the `applications` family (downloaded on
+    first use); `keras-zoo list --pretrained` shows these.
+    """
+    from keras_zoo import imagenet
+
+    shipped = [{"tag": e["tag"], "source": f"shipped: {e['file']} ({e['dataset']['description']})",
+                "license": "Apache-2.0 (keras_zoo)"} for e in entries(name, store)]
+    return shipped + imagenet.catalog_sources(name)
+
+
 def tags(name: str, store: str | None = None) -> list[str]:
     """Tags of the shipped checkpoints of `name`, the default first."""
     return [e["tag"] for e in entries(name, store)]
@@ -121,33 +138,47 @@ def get_entry(name: str, tag=True, store: str | None = None) -> dict:
 # --------------------------------------------------------------------------- integrity
 
 
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
+def sha256_of(path: str, algorithm: str = "sha256") -> str:
+    digest = _new_digest(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def _check_sha256_argument(sha256) -> str:
+def _new_digest(algorithm: str):
+    if algorithm not in _HEX_LENGTHS:
+        raise ValueError(f"hash algorithm {algorithm!r} is not one of {sorted(_HEX_LENGTHS)}")
+    return hashlib.new(algorithm, usedforsecurity=False) if algorithm == "md5" else hashlib.sha256()
+
+
+def _check_sha256_argument(sha256, algorithm: str = "sha256") -> str:
+    if algorithm != "sha256":
+        _new_digest(algorithm)
+        if not isinstance(sha256, str) or not re.fullmatch(
+                rf"[0-9a-f]{{{_HEX_LENGTHS[algorithm]}}}", sha256.lower()):
+            raise ValueError(f"an {algorithm} hash must be {_HEX_LENGTHS[algorithm]} hexadecimal "
+                             f"characters, got {sha256!r}")
+        return sha256.lower()
     if not isinstance(sha256, str) or not _SHA256.match(sha256.lower()):
         raise ValueError(f"sha256 must be 64 hexadecimal characters, got {sha256!r}; weights from a path "
                          "or URL load only with the hash they were published with")
     return sha256.lower()
 
 
-def verify(path: str, sha256: str, size: int | None = None) -> str:
-    """Check a file's length (when known) and sha256; raise `WeightIntegrityError` if they differ."""
-    sha256 = _check_sha256_argument(sha256)
+def verify(path: str, sha256: str, size: int | None = None, *, algorithm: str = "sha256") -> str:
+    """Check a file's length (when known) and sha256 (or the `algorithm`'s hash); raise
+    `WeightIntegrityError` if they differ."""
+    sha256 = _check_sha256_argument(sha256, algorithm)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no weight file at {path!r}")
     actual_size = os.path.getsize(path)
     if size is not None and actual_size != size:
         raise WeightIntegrityError(f"weight file {path!r} has {actual_size} bytes, expected {size} "
                                    "(truncated or replaced); it was not loaded")
-    actual = sha256_of(path)
+    actual = sha256_of(path, algorithm)
     if actual != sha256:
-        raise WeightIntegrityError(f"weight file {path!r} has sha256 {actual}, expected {sha256} "
+        raise WeightIntegrityError(f"weight file {path!r} has {algorithm} {actual}, expected {sha256} "
                                    "(corrupted or tampered with); it was not loaded")
     return path
 
@@ -159,10 +190,10 @@ def _is_url(source: str) -> bool:
     return urllib.parse.urlparse(str(source)).scheme in ("http", "https")
 
 
-def _download(url: str, target: str, sha256: str, timeout: float) -> None:
+def _download(url: str, target: str, sha256: str, timeout: float, algorithm: str = "sha256") -> None:
     """Stream `url` into a temporary file beside `target`, hashing as it goes; rename on a match."""
     with atomic_path(target, suffix=".part") as tmp:
-        digest, received = hashlib.sha256(), 0
+        digest, received = _new_digest(algorithm), 0
         with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             expected_length = response.headers.get("Content-Length")
             for block in iter(lambda: response.read(1 << 20), b""):
@@ -175,11 +206,19 @@ def _download(url: str, target: str, sha256: str, timeout: float) -> None:
             raise WeightIntegrityError(f"download of {url} stopped after {received} of "
                                        f"{expected_length} bytes; nothing was kept")
         if digest.hexdigest() != sha256:
-            raise WeightIntegrityError(f"download of {url} has sha256 {digest.hexdigest()}, expected "
+            raise WeightIntegrityError(f"download of {url} has {algorithm} {digest.hexdigest()}, expected "
                                        f"{sha256}; nothing was kept")
 
 
-def fetch(source: str, sha256: str, *, cache: str | None = None, timeout: float = 60.0) -> str:
+def cached_path(url: str, sha256: str, cache: str | None = None) -> str:
+    """Where `fetch` keeps (and looks for) the download of `url` with hash `sha256`."""
+    name = os.path.basename(urllib.parse.urlparse(url).path) or "weights.keras"
+    # The hash is part of the cache name, so two different files with the same basename never collide.
+    return os.path.join(cache or cache_dir(), f"{sha256.lower()[:16]}-{name}")
+
+
+def fetch(source: str, sha256: str, *, cache: str | None = None, timeout: float = 60.0,
+          algorithm: str = "sha256") -> str:
     """A verified local copy of a weight file from a path or an http(s) URL.
 
     A local path is checked in place. A URL is downloaded into the cache once; a cached file is
@@ -191,6 +230,8 @@ def fetch(source: str, sha256: str, *, cache: str | None = None, timeout: float 
         sha256: the file's published sha256 (required).
         cache: the cache folder (default `cache_dir()`).
         timeout: seconds to wait for the server.
+        algorithm: ``"sha256"``, or ``"md5"`` where the publisher records only that (Keras's
+            ImageNet weights).
 
     Returns:
         The path of the verified file.
@@ -198,23 +239,21 @@ def fetch(source: str, sha256: str, *, cache: str | None = None, timeout: float 
     Example:
         >>> path = fetch("https://example.org/cnn_small.keras", sha256="9f2c...")
     """
-    sha256 = _check_sha256_argument(sha256)
+    sha256 = _check_sha256_argument(sha256, algorithm)
     source = os.fspath(source)
     if not _is_url(source):
         if "://" in source:
             raise ValueError(f"weights can come from a file path or an http(s) URL, got {source!r}")
-        return verify(source, sha256)
-    name = os.path.basename(urllib.parse.urlparse(source).path) or "weights.keras"
-    # The hash is part of the cache name, so two different files with the same basename never collide.
-    target = os.path.join(cache or cache_dir(), f"{sha256[:16]}-{name}")
+        return verify(source, sha256, algorithm=algorithm)
+    target = cached_path(source, sha256, cache)
     if os.path.exists(target):
         try:
-            return verify(target, sha256)
+            return verify(target, sha256, algorithm=algorithm)
         except WeightIntegrityError as err:
             log.warning("cached weights failed their check (%s); downloading %s again", err, source)
             os.unlink(target)
     log.info("downloading %s to %s", source, target)
-    _download(source, target, sha256, timeout)
+    _download(source, target, sha256, timeout, algorithm)
     return target
 
 
@@ -329,8 +368,18 @@ def load_weights_from(source: str, sha256: str, name: str | None = None, *, inpu
 
 def create_pretrained(name: str, pretrained=True, *, sha256: str | None = None, input_shape=None,
                       num_classes=None, **overrides):
-    """`create_model(name, pretrained=...)`: a shipped tag, or a path/URL with its sha256."""
-    from keras_zoo import registry
+    """`create_model(name, pretrained=...)`: a shipped tag, "imagenet", or a path/URL with its sha256."""
+    from keras_zoo import imagenet, registry
+
+    if pretrained == "imagenet" or (pretrained is True and name in imagenet.names()
+                                    and name not in pretrained_names()):
+        if sha256 is not None:
+            raise ValueError("sha256= goes with weights from a path or URL; ImageNet weights are checked "
+                             "against the hash the installed Keras lists")
+        if name not in imagenet.names():
+            raise KeyError(f"no ImageNet weights for model {name!r}; models with them: {imagenet.names()}")
+        return imagenet.create_imagenet(name, input_shape=input_shape, num_classes=num_classes,
+                                        **overrides)
 
     spec = registry.get_spec(name)
     if isinstance(pretrained, (str, os.PathLike)) and _is_path_or_url(pretrained):
