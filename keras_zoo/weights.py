@@ -371,13 +371,11 @@ def create_pretrained(name: str, pretrained=True, *, sha256: str | None = None, 
     """`create_model(name, pretrained=...)`: a shipped tag, "imagenet", or a path/URL with its sha256."""
     from keras_zoo import imagenet, registry
 
-    if pretrained == "imagenet" or (pretrained is True and name in imagenet.names()
-                                    and name not in pretrained_names()):
+    # Other models fall through: their manifest tags (and the message listing them) as before.
+    if name in imagenet.names() and pretrained in ("imagenet", True) and name not in pretrained_names():
         if sha256 is not None:
             raise ValueError("sha256= goes with weights from a path or URL; ImageNet weights are checked "
                              "against the hash the installed Keras lists")
-        if name not in imagenet.names():
-            raise KeyError(f"no ImageNet weights for model {name!r}; models with them: {imagenet.names()}")
         return imagenet.create_imagenet(name, input_shape=input_shape, num_classes=num_classes,
                                         **overrides)
 

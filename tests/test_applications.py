@@ -79,8 +79,8 @@ def test_bad_arguments_are_refused_before_building():
         keras_zoo.create_model("mobilenet_v3_small", input_shape=(32, 32, 1))
     with pytest.raises(ValueError, match="too small for 'convnext_tiny'"):
         keras_zoo.create_model("convnext_tiny", input_shape=(16, 16, 3))
-    with pytest.raises(KeyError, match="no ImageNet weights for model 'cnn_small'"):
-        keras_zoo.create_model("cnn_small", pretrained="imagenet")
+    with pytest.raises(KeyError, match="no pretrained weights for model 'resnet50'"):
+        keras_zoo.create_model("resnet50", pretrained="imagenet")  # the zoo's own ResNet-50
     with pytest.raises(ValueError, match="KERAS_ZOO_IMAGENET='maybe' is not one of"):
         with _env("maybe"):
             keras_zoo.create_model("mobilenet_v3_small", pretrained="imagenet")

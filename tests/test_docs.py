@@ -4,19 +4,27 @@ import json
 import pathlib
 import re
 
+import pytest
+
 from keras_zoo import docs, registry, weights
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def test_catalog_matches_the_live_registry():
-    assert registry.read_catalog() == json.loads(json.dumps(registry.catalog_entries())), (
+@pytest.fixture(scope="module")
+def live_catalog():
+    """The registry's catalog, built once: it builds every model at its default input size."""
+    return registry.catalog_entries()
+
+
+def test_catalog_matches_the_live_registry(live_catalog):
+    assert registry.read_catalog() == json.loads(json.dumps(live_catalog)), (
         "catalog.json is stale: run `python -m keras_zoo.docs`")
 
 
-def test_readme_model_table_matches_the_registry():
+def test_readme_model_table_matches_the_registry(live_catalog):
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    table = docs.model_table(registry.catalog_entries(),
+    table = docs.model_table(live_catalog,
                              docs.benchmark_results(str(ROOT / "benchmarks" / "results")))
     assert docs.render_readme(readme, table, weights.markdown_table()) == readme, (
         "README model or weights table is stale: run `python -m keras_zoo.docs`")
