@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import keras
 
-from keras_zoo import _validate
 from keras_zoo.models import layers
 from keras_zoo.registry import Choice, Float, register_model
 
-POOLINGS = ("avg", "max", None)
 # Choices of `unfreeze` the tuner searches: the backbone frozen (0: only the head learns), its top
 # 20 or 60 layers with weights, or all of it.
 UNFREEZE_CHOICES = (0, 20, 60, "all")
@@ -110,12 +108,7 @@ def _check_unfreeze(unfreeze):
 
 
 def _build(name, input_shape, num_classes, include_top, pooling, dropout, unfreeze):
-    if not isinstance(include_top, bool):
-        raise ValueError(f"include_top must be True or False, got {include_top!r}")
-    _validate.one_of("pooling", pooling, POOLINGS)
-    if include_top and pooling == "max":
-        raise ValueError("pooling='max' is for include_top=False; the classifier head pools by averaging")
-    dropout = _validate.rate("dropout", dropout)
+    dropout = layers.check_pooled_head(include_top, pooling, dropout)
     unfreeze = _check_unfreeze(unfreeze)
     if input_shape[-1] != 3:
         raise ValueError(f"input_shape {tuple(input_shape)} for {name!r} must have 3 (RGB) channels: "
@@ -126,14 +119,8 @@ def _build(name, input_shape, num_classes, include_top, pooling, dropout, unfree
     x = ImageNetInput(APPLICATIONS[name][1], name="imagenet_preprocess")(inputs)
     backbone = application_backbone(name, input_shape)
     _freeze_below(backbone, unfreeze)
-    x = backbone(x)
-    if include_top or pooling == "avg":
-        x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    elif pooling == "max":
-        x = keras.layers.GlobalMaxPooling2D(name="pool")(x)
-    if include_top:
-        x = layers.classification_head(x, num_classes, dropout=dropout)
-    return keras.Model(inputs, x, name=name)
+    outputs = layers.pooled_head(backbone(x), num_classes, include_top, pooling, dropout)
+    return keras.Model(inputs, outputs, name=name)
 
 
 # === Registered variants ===

@@ -77,3 +77,31 @@ def check_divisible(input_shape, factor: int, model: str) -> None:
             f"1/{factor} and doubles it back, so height and width must be multiples of {factor} "
             f"(change `depth` or resize the data)"
         )
+
+
+POOLINGS = ("avg", "max", None)
+
+
+def check_pooled_head(include_top, pooling, dropout) -> float:
+    """Check the arguments of `pooled_head`; returns the dropout rate."""
+    if not isinstance(include_top, bool):
+        raise ValueError(f"include_top must be True or False, got {include_top!r}")
+    _validate.one_of("pooling", pooling, POOLINGS)
+    if include_top and pooling == "max":
+        raise ValueError("pooling='max' is for include_top=False; the classifier head pools by averaging")
+    return _validate.rate("dropout", dropout)
+
+
+def pooled_head(x, num_classes: int, include_top: bool, pooling, dropout: float):
+    """Feature maps -> the layer ``"pool"`` (where `finetune` cuts) -> a classification head.
+
+    With ``include_top=False`` the model ends at the pooled features (``pooling="avg"|"max"``) or,
+    with ``pooling=None``, at the feature maps themselves.
+    """
+    if include_top or pooling == "avg":
+        x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    elif pooling == "max":
+        x = keras.layers.GlobalMaxPooling2D(name="pool")(x)
+    if include_top:
+        x = classification_head(x, num_classes, dropout=dropout)
+    return x
