@@ -43,6 +43,8 @@ def test_search_space_has_head_dropout_unfreeze_depth_and_learning_rate():
     assert space["unfreeze"].domain.values == (0, 20, 60, "all")
     assert space["learning_rate"].target == "recipe"
     assert space["unfreeze"].decode(json.dumps(20)) == 20  # a mixed Choice travels as JSON
+    assert space["unfreeze"].decode(json.dumps("all")) == "all"
+    assert space["unfreeze"].decode("all") == "all"  # decoding twice keeps a string choice
 
 
 @pytest.mark.slow
