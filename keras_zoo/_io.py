@@ -29,9 +29,12 @@ def _new_file(folder: str, prefix: str, suffix: str) -> str:
             continue
 
 
-def sha256_of(path: str) -> str:
-    """The hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
+def sha256_of(path: str, algorithm: str = "sha256") -> str:
+    """The hex sha256 of a file, read in 1 MiB blocks (or its md5 with ``algorithm="md5"``, for
+    publishers that record only that)."""
+    if algorithm not in ("sha256", "md5"):
+        raise ValueError(f"hash algorithm {algorithm!r} is not one of ['md5', 'sha256']")
+    digest = hashlib.sha256() if algorithm == "sha256" else hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)

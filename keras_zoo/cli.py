@@ -93,7 +93,7 @@ def cmd_list(args) -> int:
             and (args.task is None or e["task"] == args.task)
             and (args.pretrained is False or e.get("pretrained"))]
     if args.pretrained:
-        return _list_checkpoints({e["name"] for e in rows}, args.json)
+        return _list_checkpoints(rows, args.json)
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
@@ -106,13 +106,16 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _list_checkpoints(names, as_json: bool) -> int:
-    """One row per shipped checkpoint: NAME:TAG, its input size, what it was trained on and its licence."""
+def _list_checkpoints(rows, as_json: bool) -> int:
+    """One row per pretrained checkpoint: NAME:TAG, its input size, what it was trained on and its
+    licence; shipped checkpoints first, then ImageNet weights downloaded on first use."""
     from keras_zoo import weights
 
+    names = {e["name"] for e in rows}
     found = [e for e in weights.entries() if e["name"] in names]
+    downloaded = [(e, w) for e in rows for w in e.get("pretrained_weights") or () if w["tag"] == "imagenet"]
     if as_json:
-        print(json.dumps(found, indent=1))
+        print(json.dumps(found + [{"name": e["name"], **w} for e, w in downloaded], indent=1))
         return 0
     header = ("model:tag", "task", "input", "held-out", "trained on", "licence")
     table = [header]
@@ -123,6 +126,9 @@ def _list_checkpoints(names, as_json: bool) -> int:
                       "x".join(map(str, e["input_contract"]["shape"])), f"{metric[0]} {metric[1]:.4g}",
                       e["dataset"]["description"].split(",")[0][:48],
                       (e["dataset"].get("licence") or "?").split(" (")[0]))
+    for e, w in downloaded:
+        table.append((f"{e['name']}:imagenet", e["task"], "x".join(map(str, e["input_shape"])), "-",
+                      f"ImageNet-1k, {w.get('origin', 'keras.applications')}"[:48], w["license"]))
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for row in table:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
@@ -491,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'cnn*'")
     p.add_argument("--family")
     p.add_argument("--task")
-    p.add_argument("--pretrained", action="store_true", help="only models with shipped weights")
+    p.add_argument("--pretrained", action="store_true", help="only models with pretrained weights (shipped or ImageNet), with their source and licence")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_list)
 
@@ -540,7 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("finetune", help="new classes on a pretrained model; writes a servable export")
-    p.add_argument("name", help="model with shipped weights (see `list --pretrained`), or NAME:TAG")
+    p.add_argument("name", help="model with shipped or ImageNet weights (see `list --pretrained`), or NAME:TAG")
     p.add_argument("--data", required=True, help="image folder with one sub-folder per class")
     p.add_argument("--tag", help="which shipped checkpoint (default: the model's default)")
     p.add_argument("--epochs", type=int, default=30, help="phase 1: new head, backbone frozen")

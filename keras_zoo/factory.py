@@ -17,7 +17,7 @@ import json
 import logging
 import os
 
-from keras_zoo import _validate, presets, registry, weights
+from keras_zoo import _validate, imagenet, presets, registry, weights
 from keras_zoo.registry import TASKS, ModelSpec
 
 log = logging.getLogger("keras_zoo")
@@ -87,9 +87,22 @@ def list_models(pattern: str = "*", family: str | None = None, task: str | None 
              and (family is None or s.family == family)
              and (task is None or s.task == task)]
     if pretrained is not None:
-        with_weights = set(weights.pretrained_names())
+        with_weights = set(pretrained_names())
         names = [n for n in names if (n in with_weights) == pretrained]
     return sorted(names)
+
+
+def pretrained_names() -> list[str]:
+    """Models with pretrained weights: shipped checkpoints, or ImageNet weights downloaded on use."""
+    return sorted(set(weights.pretrained_names()) | set(imagenet.names()))
+
+
+def pretrained_sources(name: str) -> list[dict]:
+    """Per pretrained checkpoint of `name`: its tag, where it comes from and its licence (the
+    shipped checkpoints' training data's, or the ImageNet weights' upstream licence)."""
+    shipped = [{"tag": e["tag"], "source": f"shipped: {e['file']} ({e['dataset']['description']})",
+                "license": e["dataset"].get("licence") or "not recorded"} for e in weights.entries(name)]
+    return shipped + imagenet.catalog_sources(name)
 
 
 def create_model(name: str, input_shape=None, num_classes: int | None = None, *, pretrained=False,
@@ -127,6 +140,13 @@ def _create_pretrained(spec: ModelSpec, pretrained, *, sha256=None, input_shape=
                        **overrides):
     """`create_model(name, pretrained=...)`: a shipped tag, or a path/URL with its sha256."""
     name = spec.name
+    # ImageNet weights of the applications family (downloaded through the hash-checked cache); other
+    # models fall through to their shipped tags (and the message listing them).
+    if name in imagenet.names() and pretrained in ("imagenet", True) and name not in weights.pretrained_names():
+        if sha256 is not None:
+            raise ValueError("sha256= goes with weights from a path or URL; ImageNet weights are checked "
+                             "against the hash the installed Keras lists")
+        return imagenet.create_imagenet(spec, input_shape, num_classes, **overrides)
     if isinstance(pretrained, (str, os.PathLike)) and weights.is_path_or_url(pretrained):
         if sha256 is None:
             raise ValueError(f"weights from {os.fspath(pretrained)!r} need sha256= (the hash they were "
@@ -231,7 +251,8 @@ def model_info(name: str, *, count: bool = False) -> dict:
         "recipe": spec.recipe_name,
         "signatures": ["serving_default", *spec.signatures],
         "defaults": dict(spec.defaults),
-        "pretrained": name in weights.pretrained_names(),
+        "pretrained": name in pretrained_names(),
+        "pretrained_weights": pretrained_sources(name),
         **({"base": spec.base} if spec.base else {}),
     }
 

@@ -28,7 +28,7 @@ import os
 import keras
 import numpy as np
 
-from keras_zoo import _validate, factory, weights
+from keras_zoo import _validate, factory, imagenet, weights
 from keras_zoo._io import atomic_path, atomic_write_text
 from keras_zoo.export import load_export
 from keras_zoo.models import layers as zoo_layers
@@ -106,6 +106,8 @@ def _load_base(name_or_model, pretrained, data_shape):
     if pretrained is False or pretrained is None:
         raise ValueError("finetune starts from pretrained weights (pretrained=True or a tag); to train "
                          f"{name!r} from scratch use keras_zoo.train({name!r}, data)")
+    if name in imagenet.names() and pretrained in (True, "imagenet") and name not in weights.pretrained_names():
+        return _imagenet_base(f"{name}:imagenet", data_shape)
     if pretrained is True:
         pretrained = weights.closest_tag(name, data_shape)
     model, entry = weights.load_entry(name, pretrained)
@@ -120,6 +122,21 @@ def _tags_with_sizes(name: str) -> list:
         return [f"{e['tag']} ({'x'.join(map(str, e['input_contract']['shape'][:2]))})" for e in weights.entries(name)]
     except KeyError:
         return []
+
+
+def _imagenet_base(label: str, data_shape):
+    """(model, label, contract) of an ImageNet backbone (`applications` family) built at the data's
+    image size.
+
+    Its weights do not depend on the input size, so nothing is resized; grayscale data gets 3
+    channels through the usual adapter.
+    """
+    name = label.split(":")[0]
+    shape = tuple(data_shape)
+    if len(shape) == 3:
+        shape = (*shape[:2], 3)
+    model = imagenet.create_imagenet(factory.get_spec(name), shape, include_top=False, pooling="avg")
+    return model, label, {"shape": list(shape), "value_range": [0.0, 1.0]}
 
 
 def _backbone(model, label: str, task: str):
@@ -249,12 +266,14 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
     """Fine-tune a pretrained model on new classes (Keras's two-phase transfer-learning recipe).
 
     Args:
-        name_or_model: a registry name with shipped weights (``"cnn_small"``), ``"name:tag"``, or a
-            trained `keras.Model` with a ``"pool"`` layer.
+        name_or_model: a registry name with shipped weights (``"cnn_small"``), ``"name:tag"``, an
+            ImageNet backbone (``"mobilenet_v3_small"``, see `keras_zoo.imagenet`; built at the data's
+            image size), or a trained `keras.Model` with a ``"pool"`` layer.
         data: a `keras_zoo.data.load_splits` source (image folder of class sub-folders, ``(x, y)``
             arrays, built-in name) or a ready `Splits` with targets ``"label"``.
         num_classes: classes of the new head; default (and checked against) the data's.
-        pretrained: ``True`` (the default checkpoint) or a tag.
+        pretrained: ``True`` (the default checkpoint; ImageNet for the `applications` family) or a
+            tag (``"imagenet"``).
         epochs: phase 1 epochs (new head only, backbone frozen).
         fine_tune_epochs: phase 2 epochs (backbone unfrozen); 0 skips phase 2.
         unfreeze: phase 2 unfreezes ``"all"`` backbone layers or the top `unfreeze` layers with

@@ -40,6 +40,10 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _STORE_CANDIDATES = (os.path.join(_PACKAGE_DIR, "saved_models"),
                      os.path.join(os.path.dirname(_PACKAGE_DIR), "saved_models"))
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# Hex digest lengths. md5 is accepted only where a publisher records nothing stronger: Keras's own
+# table of ImageNet weights (keras_zoo.imagenet) lists md5 for most files, and checking that is what
+# Keras itself does.
+_HEX_LENGTHS = {"sha256": 64, "md5": 32}
 
 
 class WeightIntegrityError(ValueError):
@@ -200,25 +204,39 @@ def model_card(entry: dict) -> str:
 # --------------------------------------------------------------------------- integrity
 
 
-def _check_sha256_argument(sha256) -> str:
+def _new_digest(algorithm: str):
+    if algorithm not in _HEX_LENGTHS:
+        raise ValueError(f"hash algorithm {algorithm!r} is not one of {sorted(_HEX_LENGTHS)}")
+    return hashlib.new(algorithm, usedforsecurity=False) if algorithm == "md5" else hashlib.sha256()
+
+
+def _check_sha256_argument(sha256, algorithm: str = "sha256") -> str:
+    if algorithm != "sha256":
+        _new_digest(algorithm)
+        if not isinstance(sha256, str) or not re.fullmatch(
+                rf"[0-9a-f]{{{_HEX_LENGTHS[algorithm]}}}", sha256.lower()):
+            raise ValueError(f"an {algorithm} hash must be {_HEX_LENGTHS[algorithm]} hexadecimal "
+                             f"characters, got {sha256!r}")
+        return sha256.lower()
     if not isinstance(sha256, str) or not _SHA256.match(sha256.lower()):
         raise ValueError(f"sha256 must be 64 hexadecimal characters, got {sha256!r}; weights from a path "
                          "or URL load only with the hash they were published with")
     return sha256.lower()
 
 
-def verify(path: str, sha256: str, size: int | None = None) -> str:
-    """Check a file's length (when known) and sha256; raise `WeightIntegrityError` if they differ."""
-    sha256 = _check_sha256_argument(sha256)
+def verify(path: str, sha256: str, size: int | None = None, *, algorithm: str = "sha256") -> str:
+    """Check a file's length (when known) and sha256 (or the `algorithm`'s hash); raise
+    `WeightIntegrityError` if they differ."""
+    sha256 = _check_sha256_argument(sha256, algorithm)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no weight file at {path!r}")
     actual_size = os.path.getsize(path)
     if size is not None and actual_size != size:
         raise WeightIntegrityError(f"weight file {path!r} has {actual_size} bytes, expected {size} "
                                    "(truncated or replaced); it was not loaded")
-    actual = sha256_of(path)
+    actual = sha256_of(path, algorithm)
     if actual != sha256:
-        raise WeightIntegrityError(f"weight file {path!r} has sha256 {actual}, expected {sha256} "
+        raise WeightIntegrityError(f"weight file {path!r} has {algorithm} {actual}, expected {sha256} "
                                    "(corrupted or tampered with); it was not loaded")
     return path
 
@@ -233,11 +251,12 @@ def _is_url(source: str) -> bool:
 MAX_DOWNLOAD_BYTES = 4 << 30  # the largest checkpoint a zoo model has is tens of MB
 
 
-def _download(url: str, target: str, sha256: str, timeout: float, max_bytes: int = MAX_DOWNLOAD_BYTES) -> None:
+def _download(url: str, target: str, sha256: str, timeout: float, max_bytes: int = MAX_DOWNLOAD_BYTES,
+              algorithm: str = "sha256") -> None:
     """Stream `url` into a temporary file beside `target`, hashing as it goes; rename on a match.
     A download that announces or reaches more than `max_bytes` is abandoned."""
     with atomic_path(target, suffix=".part") as tmp:
-        digest, received = hashlib.sha256(), 0
+        digest, received = _new_digest(algorithm), 0
         with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             expected_length = response.headers.get("Content-Length")
             if expected_length is not None and int(expected_length) > max_bytes:
@@ -256,12 +275,19 @@ def _download(url: str, target: str, sha256: str, timeout: float, max_bytes: int
             raise WeightIntegrityError(f"download of {url} stopped after {received} of "
                                        f"{expected_length} bytes; nothing was kept")
         if digest.hexdigest() != sha256:
-            raise WeightIntegrityError(f"download of {url} has sha256 {digest.hexdigest()}, expected "
+            raise WeightIntegrityError(f"download of {url} has {algorithm} {digest.hexdigest()}, expected "
                                        f"{sha256}; nothing was kept")
 
 
+def cached_path(url: str, sha256: str, cache: str | None = None) -> str:
+    """Where `fetch` keeps (and looks for) the download of `url` with hash `sha256`."""
+    name = os.path.basename(urllib.parse.urlparse(url).path) or "weights.keras"
+    # The hash is part of the cache name, so two different files with the same basename never collide.
+    return os.path.join(cache or cache_dir(), f"{sha256.lower()[:16]}-{name}")
+
+
 def fetch(source: str, sha256: str, *, cache: str | None = None, timeout: float = 60.0,
-          max_bytes: int = MAX_DOWNLOAD_BYTES) -> str:
+          max_bytes: int = MAX_DOWNLOAD_BYTES, algorithm: str = "sha256") -> str:
     """A verified local copy of a weight file from a path or an http(s) URL.
 
     A local path is checked in place. A URL is downloaded into the cache once; a cached file is
@@ -274,6 +300,8 @@ def fetch(source: str, sha256: str, *, cache: str | None = None, timeout: float 
         cache: the cache folder (default `cache_dir()`).
         timeout: seconds to wait for the server.
         max_bytes: a download larger than this is abandoned (default 4 GiB).
+        algorithm: ``"sha256"``, or ``"md5"`` where the publisher records only that (Keras's
+            ImageNet weights).
 
     Returns:
         The path of the verified file.
@@ -281,23 +309,21 @@ def fetch(source: str, sha256: str, *, cache: str | None = None, timeout: float 
     Example:
         >>> path = fetch("https://example.org/cnn_small.keras", sha256="9f2c...")
     """
-    sha256 = _check_sha256_argument(sha256)
+    sha256 = _check_sha256_argument(sha256, algorithm)
     source = os.fspath(source)
     if not _is_url(source):
         if "://" in source:
             raise ValueError(f"weights can come from a file path or an http(s) URL, got {source!r}")
-        return verify(source, sha256)
-    name = os.path.basename(urllib.parse.urlparse(source).path) or "weights.keras"
-    # The hash is part of the cache name, so two different files with the same basename never collide.
-    target = os.path.join(cache or cache_dir(), f"{sha256[:16]}-{name}")
+        return verify(source, sha256, algorithm=algorithm)
+    target = cached_path(source, sha256, cache)
     if os.path.exists(target):
         try:
-            return verify(target, sha256)
+            return verify(target, sha256, algorithm=algorithm)
         except WeightIntegrityError as err:
             log.warning("cached weights failed their check (%s); downloading %s again", err, source)
             os.unlink(target)
     log.info("downloading %s to %s", source, target)
-    _download(source, target, sha256, timeout, max_bytes)
+    _download(source, target, sha256, timeout, max_bytes, algorithm)
     return target
 
 

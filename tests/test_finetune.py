@@ -112,7 +112,7 @@ def test_contract_mismatches_that_are_not_safe_are_refused():
 
     with pytest.raises(ValueError, match=r"shape \(2,\), which cannot be adapted safely: the input contract "
                                          r"of cnn_small:digits is float32 8x8x1"):
-        keras_zoo.finetune("cnn_small", "moons", epochs=1)
+        keras_zoo.finetune("cnn_small:digits", "moons", epochs=1)
     two_channel = np.random.default_rng(0).uniform(size=(40, 8, 8, 2)).astype("float32")
     with pytest.raises(ValueError, match="2 channels; only 1 <-> 3 channel conversion is safe"):
         keras_zoo.finetune("cnn_small", (two_channel, np.arange(40) % 2), epochs=1)

@@ -104,3 +104,29 @@ def feature_extractor(model, label: str, pooling: str | None = "avg"):
             raise ValueError(f"{label} has no 'pool' layer whose feature maps pooling={pooling!r} needs") from None
         features = maps if pooling is None else keras.layers.GlobalMaxPooling2D(name="pool_max")(maps)
     return keras.Model(model.inputs, features, name=model.name)
+POOLINGS = ("avg", "max", None)
+
+
+def check_pooled_head(include_top, pooling, dropout) -> float:
+    """Check the arguments of `pooled_head`; returns the dropout rate."""
+    if not isinstance(include_top, bool):
+        raise ValueError(f"include_top must be True or False, got {include_top!r}")
+    _validate.one_of("pooling", pooling, POOLINGS)
+    if include_top and pooling == "max":
+        raise ValueError("pooling='max' is for include_top=False; the classifier head pools by averaging")
+    return _validate.rate("dropout", dropout)
+
+
+def pooled_head(x, num_classes: int, include_top: bool, pooling, dropout: float):
+    """Feature maps -> the layer ``"pool"`` (where `finetune` cuts) -> a classification head.
+
+    With ``include_top=False`` the model ends at the pooled features (``pooling="avg"|"max"``) or,
+    with ``pooling=None``, at the feature maps themselves.
+    """
+    if include_top or pooling == "avg":
+        x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    elif pooling == "max":
+        x = keras.layers.GlobalMaxPooling2D(name="pool")(x)
+    if include_top:
+        x = classification_head(x, num_classes, dropout=dropout)
+    return x

@@ -20,7 +20,7 @@ from keras_zoo import _validate
 from keras_zoo.models import layers
 from keras_zoo.registry import Choice, Float, Int, register_model
 
-POOLINGS = ("avg", "max", None)
+POOLINGS = layers.POOLINGS
 SHORTCUTS = ("pad", "projection")
 
 
@@ -101,23 +101,8 @@ def bottleneck_block(x, filters, strides=1, shortcut="projection", name="block",
 # === Builders ===
 
 
-def _check_common(num_classes, include_top, pooling, dropout):
-    if not isinstance(include_top, bool):
-        raise ValueError(f"include_top must be True or False, got {include_top!r}")
-    _validate.one_of("pooling", pooling, POOLINGS)
-    if include_top and pooling == "max":
-        raise ValueError("pooling='max' is for include_top=False; the classifier head pools by averaging")
-    return _validate.rate("dropout", dropout)
-
-
 def _finish(x, inputs, num_classes, include_top, pooling, dropout, name):
-    if include_top or pooling == "avg":
-        x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    elif pooling == "max":
-        x = keras.layers.GlobalMaxPooling2D(name="pool")(x)
-    if include_top:
-        x = layers.classification_head(x, num_classes, dropout=dropout)
-    return keras.Model(inputs, x, name=name)
+    return keras.Model(inputs, layers.pooled_head(x, num_classes, include_top, pooling, dropout), name=name)
 
 
 def _cifar_resnet(input_shape, num_classes, depth, width, shortcut, dropout, include_top, pooling, name):
@@ -126,7 +111,7 @@ def _cifar_resnet(input_shape, num_classes, depth, width, shortcut, dropout, inc
         raise ValueError(f"CIFAR-style ResNet depth must be 6n+2 (20, 32, 44, 56, 110), got {depth}")
     width = _validate.positive_int("width", width)
     _validate.one_of("shortcut", shortcut, SHORTCUTS)
-    dropout = _check_common(num_classes, include_top, pooling, dropout)
+    dropout = layers.check_pooled_head(include_top, pooling, dropout)
     layers.check_downsampling(input_shape, 4, name)
     blocks = (depth - 2) // 6
 
@@ -145,7 +130,7 @@ def _imagenet_resnet(input_shape, num_classes, blocks, bottleneck, width, dropou
                      pooling, name):
     """7x7/2 stem and 3x3/2 max-pool, then four stages at `width`, 2x, 4x and 8x filters (stride 32)."""
     width = _validate.positive_int("width", width)
-    dropout = _check_common(num_classes, include_top, pooling, dropout)
+    dropout = layers.check_pooled_head(include_top, pooling, dropout)
     layers.check_downsampling(input_shape, 32, name)
     block = bottleneck_block if bottleneck else basic_block
 

@@ -66,7 +66,9 @@ class Param:
 
     def decode(self, value):
         """A trial's stored value as the builder/recipe takes it."""
-        if self.encoded and isinstance(value, str):
+        # A decoded value may come back (values() decodes, split_values() decodes again): a string
+        # that is itself one of the choices (the "all" of (0, 20, "all")) is already decoded.
+        if self.encoded and isinstance(value, str) and value not in self.domain.values:
             return _validate.json_tuples(json.loads(value))
         return value
 
