@@ -117,7 +117,7 @@ def _list_checkpoints(rows, as_json: bool) -> int:
     if as_json:
         print(json.dumps(found + [{"name": e["name"], **w} for e, w in downloaded], indent=1))
         return 0
-    header = ("model:tag", "task", "input", "held-out", "trained on", "licence")
+    header = ("model:tag", "task", "input", "held-out", "trained on", "licence", "source")
     table = [header]
     for e in found:
         metric = next(((k, v) for k, v in e["metrics"].items() if k in ("accuracy", "mean_iou")),
@@ -125,10 +125,10 @@ def _list_checkpoints(rows, as_json: bool) -> int:
         table.append((f"{e['name']}:{e['tag']}{' *' if e.get('default') else ''}", e["task"],
                       "x".join(map(str, e["input_contract"]["shape"])), f"{metric[0]} {metric[1]:.4g}",
                       e["dataset"]["description"].split(",")[0][:48],
-                      (e["dataset"].get("licence") or "?").split(" (")[0]))
+                      (e["dataset"].get("licence") or "?").split(" (")[0], f"shipped {e['file']}"))
     for e, w in downloaded:
         table.append((f"{e['name']}:imagenet", e["task"], "x".join(map(str, e["input_shape"])), "-",
-                      f"ImageNet-1k, {w.get('origin', 'keras.applications')}"[:48], w["license"]))
+                      "ImageNet-1k (weights of keras.applications)", w["license"], w["source"]))
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for row in table:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())

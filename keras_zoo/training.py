@@ -279,18 +279,22 @@ def _export_classifier(path: str, trust: bool) -> keras.Model:
     from keras_zoo.export import load_export
 
     loaded, meta = load_export(path, trust=trust)
-    signature = loaded.signatures["serving_default"]
+    # serving_default takes uint8 images; the float32 twin in [0, 1] ("classify") is what the data
+    # pipelines feed. Exports of feature vectors serve float32 under serving_default itself.
+    names = [n for n in ("classify", "serving_default") if n in loaded.signatures]
+    floats = [n for n in names if loaded.signatures[n].structured_input_signature[1]["inputs"].dtype == tf.float32]
+    chosen = floats[0] if floats else "serving_default"
+    signature = loaded.signatures[chosen]
     spec = signature.structured_input_signature[1]["inputs"]
     if meta.get("task", "classification") != "classification" or "probabilities" not in signature.structured_outputs:
         raise ValueError(f"evaluate takes the export of a classifier (outputs 'probabilities'); {path!r} is a "
                          f"{meta.get('task')!r} export: evaluate its run directory or .keras file instead")
-    if spec.dtype != tf.float32:
-        raise ValueError(f"the export at {path!r} serves {spec.dtype.name} inputs; evaluate needs a float32 "
-                         "serving_default (exports written with serving='classify')")
+    if not floats:
+        raise ValueError(f"the export at {path!r} has no float32 signature (serving_default takes "
+                         f"{spec.dtype.name}); evaluate needs its 'classify' signature")
     inputs = keras.Input(shape=tuple(spec.shape[1:]), name="inputs")
     # The closure holds `loaded`: its variables live as long as the layer does.
-    probabilities = keras.layers.Lambda(
-        lambda x: loaded.signatures["serving_default"](inputs=x)["probabilities"])(inputs)
+    probabilities = keras.layers.Lambda(lambda x: loaded.signatures[chosen](inputs=x)["probabilities"])(inputs)
     return keras.Model(inputs, probabilities, name=meta.get("model", "export"))
 
 

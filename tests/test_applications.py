@@ -281,6 +281,6 @@ def test_cli_list_pretrained_shows_source_and_licence(capsys):
     out = capsys.readouterr().out
     for name in NAMES:
         source = imagenet.weights_source(name)
-        line = next(l for l in out.splitlines() if l.startswith(name + " "))
-        assert "imagenet" in line and source.license in line and source.url in line
-    assert "cnn_small" in out and "Apache-2.0 (keras_zoo)" in out
+        line = next(l for l in out.splitlines() if l.startswith(name + ":imagenet "))
+        assert source.license in line and source.url in line
+    assert "cnn_small:mnist" in out and "CC BY-SA 3.0" in out and "shipped cnn_small-mnist.keras" in out
