@@ -20,7 +20,8 @@ import os
 import pkgutil
 from typing import Any, Callable, Mapping
 
-TASKS = ("classification", "segmentation", "reconstruction", "generation", "contrastive")
+TASKS = ("classification", "segmentation", "reconstruction", "generation", "contrastive", "pretext",
+         "clustering", "forecasting")
 CATALOG_PATH = os.path.join(os.path.dirname(__file__), "catalog.json")
 
 # Arguments every builder receives from `create_model` rather than from `**overrides`.

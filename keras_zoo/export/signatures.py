@@ -19,6 +19,9 @@ TASK_DEFAULT = {
     "reconstruction": "reconstruct",
     "generation": "generate",
     "contrastive": "embed",
+    "pretext": "embed",
+    "clustering": "cluster",
+    "forecasting": "forecast",
 }
 
 
@@ -307,3 +310,35 @@ def decode(model, input_shape):
 def reconstruct(model, input_shape):
     """inputs -> reconstruction in [0, 1] (a VAE decodes its posterior mean)."""
     return (_reconstruct_vae if _is_vae(model) else _reconstruct_autoencoder)(model, input_shape)
+
+
+# === Clustering (iic family) and future prediction (forecaster family) ===
+
+
+@register_signature("cluster")
+def cluster(model, input_shape):
+    """inputs: images -> probabilities (batch, K) over the learned clusters and cluster_ids (batch,) int32."""
+
+    def fn(inputs):
+        probabilities = tf.cast(model(inputs, training=False), tf.float32)
+        return {"probabilities": probabilities,
+                "cluster_ids": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
+
+    return fn, [image_spec(input_shape)]
+
+
+@register_signature("forecast")
+def forecast(model, input_shape):
+    """inputs: a sequence (batch, T, F), or images (batch, H, W, C) read as H rows of W*C values ->
+    next_step (batch, F): the prediction of the step after the last, predictions (batch, T, F): the
+    prediction of step t+1 made after reading steps 0..t, and state (batch, units): the recurrent
+    state after the whole sequence (the representation)."""
+    if not callable(getattr(model, "forecast_outputs", None)):
+        raise ValueError(f"model {model.name!r} has no `forecast_outputs` method (the `forecast` "
+                         "signature is a recurrent forecaster's)")
+
+    def fn(inputs):
+        out = model.forecast_outputs(inputs)
+        return {k: tf.cast(v, tf.float32) for k, v in out.items()}
+
+    return fn, [image_spec(input_shape)]
