@@ -423,6 +423,17 @@ add_plan(Plan("unet", "shapes-2", "shapes:classes=2,count=1500,size=16",
               "16x16 RGB shapes with masks: circles and squares only (background, circle, square), "
               "10% val / 20% test", recipe_changes={"epochs": 30}, default=True))
 
+# Clustering, future prediction, pretext task and hard negatives (none reads the labels). The
+# forecaster ships twice: digits read row by row, and the procedural `series` waves.
+_DIGITS_UNLABELLED = "8x8 digits 0-9 images, labels unused (sklearn), 10% val / 20% test"
+add_plan(Plan("iic", "digits", "digits", _DIGITS_UNLABELLED, default=True))
+add_plan(Plan("rotation", "digits", "digits", _DIGITS_UNLABELLED, default=True))
+add_plan(Plan("simclr_hard", "digits", "digits", _DIGITS_UNLABELLED, default=True))
+add_plan(Plan("forecaster", "digits", "digits", "8x8 digits read as 8 rows of 8 values, top to bottom, "
+              "labels unused (sklearn), 10% val / 20% test", default=True))
+add_plan(Plan("forecaster", "series", "series", "procedural waves (32 steps x 1): sine, triangle, "
+              "square, sawtooth, 2000 series, labels unused, 10% val / 20% test"))
+
 
 def _plan_data(plan: Plan):
     """The data source of a plan: a built-in name, or arrays when only some classes are kept."""

@@ -2,12 +2,13 @@
 
 Ji, Henriques & Vedaldi 2019 ("Invariant Information Clustering for Unsupervised Image
 Classification and Segmentation", ICCV). An encoder and a softmax head assign each image to one of
-K clusters; the head's outputs for an image and for a randomly transformed copy of it form a
+K clusters; the head's outputs for two random transformations of an image form a
 K x K joint distribution over pairs of clusters (averaged over the batch), and training maximises
 the mutual information of that joint. High mutual information needs confident assignments (low
 conditional entropy) that agree across the transformation, spread over all K clusters (high
 marginal entropy), so no labels and no reconstruction are needed and the degenerate one-cluster
-solution is avoided by the objective itself. As in the paper, an auxiliary over-clustering head
+solution is avoided by the objective itself; as in the authors' code, the marginal entropies may be
+weighted above 1 (`entropy_weight`) to push harder against using few clusters. As in the paper, an auxiliary over-clustering head
 (more clusters than classes) trains the same encoder on finer groups.
 
 Called on images the model returns the main head's cluster probabilities ``(batch, K)``; the
@@ -26,11 +27,13 @@ from keras_zoo.models.simclr import augmenter, registry_encoder
 from keras_zoo.registry import Float, Int, register_model
 
 
-def iic_loss(p_a, p_b, eps: float = 1e-8):
+def iic_loss(p_a, p_b, entropy_weight: float = 1.0, eps: float = 1e-8):
     """Negative mutual information of paired cluster assignments (IIC's objective, in nats).
 
     Args:
         p_a, p_b: ``(N, K)`` cluster probabilities of an image and of its transformed copy.
+        entropy_weight: weight lambda of the marginal entropies (1: the mutual information; the
+            paper's code raises it above 1 to push harder against using few clusters).
 
     Returns:
         ``-I(z, z')`` of the symmetrised joint ``P = mean_i p_a[i] p_b[i]^T``; its minimum is
@@ -43,7 +46,7 @@ def iic_loss(p_a, p_b, eps: float = 1e-8):
     joint = joint / ops.sum(joint)
     p_i = ops.sum(joint, axis=1, keepdims=True)
     p_j = ops.sum(joint, axis=0, keepdims=True)
-    return -ops.sum(joint * (ops.log(joint) - ops.log(p_i) - ops.log(p_j)))
+    return -ops.sum(joint * (ops.log(joint) - entropy_weight * (ops.log(p_i) + ops.log(p_j))))
 
 
 @keras.saving.register_keras_serializable(package="keras_zoo")
@@ -57,6 +60,7 @@ class InvariantInformationClustering(CustomStepModel):
             (None: no auxiliary head).
         augmenter: a `keras.Sequential` of random preprocessing layers (applied with training=True).
         repeats: each image is paired with this many independent transformations per step.
+        entropy_weight: lambda of `iic_loss` (the metrics report the plain mutual information).
 
     Example:
         >>> model = keras_zoo.create_model("iic", input_shape=(8, 8, 1), clusters=10)
@@ -64,8 +68,10 @@ class InvariantInformationClustering(CustomStepModel):
         >>> model.assign(images)  # cluster ids
     """
 
-    def __init__(self, encoder, head, augmenter, overclustering_head=None, repeats=2, **kwargs):
+    def __init__(self, encoder, head, augmenter, overclustering_head=None, repeats=2, entropy_weight=1.0,
+                 **kwargs):
         repeats = _validate.positive_int("repeats", repeats)
+        entropy_weight = _validate.positive("entropy_weight", entropy_weight)
         inputs = keras.Input(shape=tuple(encoder.inputs[0].shape[1:]), name="inputs")
         logits = head(encoder(inputs))
         super().__init__(inputs, keras.layers.Softmax(dtype="float32", name="clusters")(logits), **kwargs)
@@ -74,6 +80,7 @@ class InvariantInformationClustering(CustomStepModel):
         self.overclustering_head = overclustering_head
         self.augmenter = augmenter
         self.repeats = repeats
+        self.entropy_weight = entropy_weight
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.mutual_information_tracker = keras.metrics.Mean(name="mutual_information")
         self.overclustering_tracker = keras.metrics.Mean(name="overclustering_mutual_information")
@@ -104,33 +111,35 @@ class InvariantInformationClustering(CustomStepModel):
     # === Training ===
 
     def _pair_losses(self, images, training):
-        originals = ops.concatenate([images] * self.repeats, axis=0)
-        transformed = self.augmenter(originals, training=True)
-        n = ops.shape(originals)[0]
-        # One encoder pass over both halves: batch-norm sees originals and transforms together.
-        features = self.encoder(ops.concatenate([originals, transformed], axis=0), training=training)
+        repeated = ops.concatenate([images] * self.repeats, axis=0)
+        # Both members of a pair are transformed: were one left as it is, "untouched or transformed"
+        # would itself be a two-cluster split worth log 2 nats of (useless) mutual information.
+        view_a = self.augmenter(repeated, training=True)
+        view_b = self.augmenter(repeated, training=True)
+        n = ops.shape(repeated)[0]
+        # One encoder pass over both halves, so batch-norm statistics cover both views.
+        features = self.encoder(ops.concatenate([view_a, view_b], axis=0), training=training)
 
         def head_loss(head):
             p = ops.softmax(ops.cast(head(features, training=training), "float32"), axis=-1)
-            return iic_loss(p[:n], p[n:])
+            return (iic_loss(p[:n], p[n:], self.entropy_weight),
+                    -ops.stop_gradient(iic_loss(p[:n], p[n:])))
 
         main = head_loss(self.head)
         over = head_loss(self.overclustering_head) if self.overclustering_head is not None else None
         return main, over
 
     def _update(self, main, over):
-        total = main if over is None else main + over
-        self.loss_tracker.update_state(total)
-        self.mutual_information_tracker.update_state(-main)
+        self.loss_tracker.update_state(main[0] if over is None else main[0] + over[0])
+        self.mutual_information_tracker.update_state(main[1])
         if over is not None:
-            self.overclustering_tracker.update_state(-over)
-        return total
+            self.overclustering_tracker.update_state(over[1])
 
     def train_step(self, data):
         x, _ = self._unpack(data)
         with tf.GradientTape() as tape:
             main, over = self._pair_losses(x, training=True)
-            objective = (main if over is None else main + over) + sum(self.losses, 0.0)
+            objective = (main[0] if over is None else main[0] + over[0]) + sum(self.losses, 0.0)
         variables = self.trainable_variables
         self.optimizer.apply(tape.gradient(objective, variables), variables)
         self._update(main, over)
@@ -148,7 +157,8 @@ class InvariantInformationClustering(CustomStepModel):
                 "encoder": serialize(self.encoder), "head": serialize(self.head),
                 "overclustering_head": (serialize(self.overclustering_head)
                                         if self.overclustering_head is not None else None),
-                "augmenter": serialize(self.augmenter), "repeats": self.repeats}
+                "augmenter": serialize(self.augmenter), "repeats": self.repeats,
+                "entropy_weight": self.entropy_weight}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -156,6 +166,25 @@ class InvariantInformationClustering(CustomStepModel):
         for key in ("encoder", "head", "overclustering_head", "augmenter"):
             config[key] = deserialize(config[key])
         return cls(**config)
+
+
+def conv_encoder(input_shape, width: int, feature_dim: int) -> keras.Model:
+    """Two conv-bn-relu stages with max-pooling, flattened (not averaged: where strokes lie is what
+    tells digits apart), then a dense layer: images -> `feature_dim` features."""
+    from keras_zoo.models import layers
+
+    inputs = layers.image_input(input_shape)
+    x = inputs
+    for stage in range(2):
+        x = layers.conv_bn_act(x, width * 2 ** stage, name=f"stage{stage}_a")
+        x = layers.conv_bn_act(x, width * 2 ** stage, name=f"stage{stage}_b")
+        if min(x.shape[1:3]) >= 2:
+            x = keras.layers.MaxPooling2D(name=f"stage{stage}_pool")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(feature_dim, use_bias=False, name="features")(x)
+    x = keras.layers.BatchNormalization(name="features_bn")(x)
+    x = keras.layers.Activation("relu", name="features_relu")(x)
+    return keras.Model(inputs, x, name="encoder")
 
 
 def cluster_head(feature_dim: int, clusters: int, name: str) -> keras.Model:
@@ -168,9 +197,11 @@ def cluster_head(feature_dim: int, clusters: int, name: str) -> keras.Model:
 @register_model(family="iic", task="clustering", input_shape=(28, 28, 1), recipe="iic",
                 signatures=("cluster",), test_input_shape=(8, 8, 1),
                 search_space={"clusters": Int(5, 30, step=5), "overclustering": Int(0, 100, step=10),
+                              "width": Int(16, 64, step=16), "entropy_weight": Float(1.0, 3.0),
                               "crop": Float(0.0, 0.5), "translate": Float(0.0, 0.3),
                               "jitter": Float(0.0, 0.6)})
-def iic(input_shape, clusters=10, overclustering=50, encoder="cnn_small", encoder_options=None,
+def iic(input_shape, clusters=10, overclustering=50, encoder=None, encoder_options=None, width=32,
+        feature_dim=128, entropy_weight=2.0,
         crop=0.2, translate=0.15, flip=False, jitter=0.3, blur=0.0, repeats=2, seed=None):
     """Invariant Information Clustering (Ji et al. 2019): K clusters learned without labels."""
     clusters = _validate.positive_int("clusters", clusters, minimum=2)
@@ -179,8 +210,12 @@ def iic(input_shape, clusters=10, overclustering=50, encoder="cnn_small", encode
         raise ValueError("overclustering must be 0 (no auxiliary head) or at least 2, got 1")
     views = augmenter(input_shape, crop=crop, translate=translate, flip=flip, jitter=jitter, blur=blur,
                       seed=seed)
-    backbone = registry_encoder(encoder, input_shape, encoder_options)
+    width = _validate.positive_int("width", width)
+    feature_dim = _validate.positive_int("feature_dim", feature_dim)
+    backbone = (conv_encoder(input_shape, width, feature_dim) if encoder is None
+                else registry_encoder(encoder, input_shape, encoder_options))
     dim = int(backbone.outputs[0].shape[-1])
     over = cluster_head(dim, overclustering, "overclustering_head") if overclustering else None
     return InvariantInformationClustering(backbone, cluster_head(dim, clusters, "cluster_head"), views,
-                                          overclustering_head=over, repeats=repeats, name="iic")
+                                          overclustering_head=over, repeats=repeats,
+                                          entropy_weight=entropy_weight, name="iic")
