@@ -16,11 +16,10 @@ from __future__ import annotations
 import numpy as np
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from keras_zoo import _validate
-from keras_zoo.models._custom_step import CustomStepModel, deserialize, serialize
+from keras_zoo.models._custom_step import ObjectiveStepModel, deserialize, serialize
 from keras_zoo.registry import Choice, Float, Int, register_model
 
 CELLS = ("lstm", "gru")
@@ -32,7 +31,7 @@ def as_sequence(inputs, steps: int, features: int):
 
 
 @keras.saving.register_keras_serializable(package="keras_zoo")
-class Forecaster(CustomStepModel):
+class Forecaster(ObjectiveStepModel):
     """One-step-ahead prediction with a recurrent `core`, trained by teacher forcing.
 
     Called on inputs it returns ``{"predictions": (batch, T, F), "state": (batch, units)}``:
@@ -127,29 +126,11 @@ class Forecaster(CustomStepModel):
 
     # === Training ===
 
-    def _loss(self, inputs, training):
+    def _objective(self, inputs, training):
         sequence = ops.cast(as_sequence(inputs, self.steps, self.features), "float32")
         predictions, _ = self.core(sequence[:, :-1], training=training)
         model_mse, copy_mse = self._errors(sequence, predictions)
         return ops.mean(model_mse), ops.mean(copy_mse)
-
-    def train_step(self, data):
-        x, _ = self._unpack(data)
-        with tf.GradientTape() as tape:
-            loss, baseline = self._loss(x, training=True)
-            objective = loss + sum(self.losses, 0.0)
-        variables = self.trainable_variables
-        self.optimizer.apply(tape.gradient(objective, variables), variables)
-        self.loss_tracker.update_state(loss)
-        self.baseline_tracker.update_state(baseline)
-        return self._results()
-
-    def test_step(self, data):
-        x, _ = self._unpack(data)
-        loss, baseline = self._loss(x, training=False)
-        self.loss_tracker.update_state(loss)
-        self.baseline_tracker.update_state(baseline)
-        return self._results()
 
     # === Config ===
 

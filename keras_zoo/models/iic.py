@@ -18,11 +18,10 @@ Called on images the model returns the main head's cluster probabilities ``(batc
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from keras_zoo import _validate
-from keras_zoo.models._custom_step import CustomStepModel, deserialize, serialize
+from keras_zoo.models._custom_step import ObjectiveStepModel, deserialize, serialize
 from keras_zoo.models.simclr import augmenter, registry_encoder
 from keras_zoo.registry import Float, Int, register_model
 
@@ -50,7 +49,7 @@ def iic_loss(p_a, p_b, entropy_weight: float = 1.0, eps: float = 1e-8):
 
 
 @keras.saving.register_keras_serializable(package="keras_zoo")
-class InvariantInformationClustering(CustomStepModel):
+class InvariantInformationClustering(ObjectiveStepModel):
     """IIC: `head(encoder(x))` and `head(encoder(augment(x)))` share as much information as possible.
 
     Args:
@@ -110,7 +109,8 @@ class InvariantInformationClustering(CustomStepModel):
 
     # === Training ===
 
-    def _pair_losses(self, images, training):
+    def _objective(self, images, training):
+        """(loss, mutual information of the main head[, of the over-clustering head])."""
         repeated = ops.concatenate([images] * self.repeats, axis=0)
         # Both members of a pair are transformed: were one left as it is, "untouched or transformed"
         # would itself be a two-cluster split worth log 2 nats of (useless) mutual information.
@@ -119,36 +119,13 @@ class InvariantInformationClustering(CustomStepModel):
         n = ops.shape(repeated)[0]
         # One encoder pass over both halves, so batch-norm statistics cover both views.
         features = self.encoder(ops.concatenate([view_a, view_b], axis=0), training=training)
-
-        def head_loss(head):
+        heads = [self.head] + ([self.overclustering_head] if self.overclustering_head is not None else [])
+        loss, informations = 0.0, []
+        for head in heads:
             p = ops.softmax(ops.cast(head(features, training=training), "float32"), axis=-1)
-            return (iic_loss(p[:n], p[n:], self.entropy_weight),
-                    -ops.stop_gradient(iic_loss(p[:n], p[n:])))
-
-        main = head_loss(self.head)
-        over = head_loss(self.overclustering_head) if self.overclustering_head is not None else None
-        return main, over
-
-    def _update(self, main, over):
-        self.loss_tracker.update_state(main[0] if over is None else main[0] + over[0])
-        self.mutual_information_tracker.update_state(main[1])
-        if over is not None:
-            self.overclustering_tracker.update_state(over[1])
-
-    def train_step(self, data):
-        x, _ = self._unpack(data)
-        with tf.GradientTape() as tape:
-            main, over = self._pair_losses(x, training=True)
-            objective = (main[0] if over is None else main[0] + over[0]) + sum(self.losses, 0.0)
-        variables = self.trainable_variables
-        self.optimizer.apply(tape.gradient(objective, variables), variables)
-        self._update(main, over)
-        return self._results()
-
-    def test_step(self, data):
-        x, _ = self._unpack(data)
-        self._update(*self._pair_losses(x, training=False))
-        return self._results()
+            loss = loss + iic_loss(p[:n], p[n:], self.entropy_weight)
+            informations.append(-ops.stop_gradient(iic_loss(p[:n], p[n:])))
+        return (loss, *informations)
 
     # === Config ===
 
@@ -201,8 +178,8 @@ def cluster_head(feature_dim: int, clusters: int, name: str) -> keras.Model:
                               "crop": Float(0.0, 0.5), "translate": Float(0.0, 0.3),
                               "jitter": Float(0.0, 0.6)})
 def iic(input_shape, clusters=10, overclustering=50, encoder=None, encoder_options=None, width=32,
-        feature_dim=128, entropy_weight=2.0,
-        crop=0.2, translate=0.15, flip=False, jitter=0.3, blur=0.0, repeats=2, seed=None):
+        feature_dim=128, entropy_weight=1.5, crop=0.3, translate=0.2, flip=False, jitter=0.3, blur=0.0,
+        repeats=2, seed=None):
     """Invariant Information Clustering (Ji et al. 2019): K clusters learned without labels."""
     clusters = _validate.positive_int("clusters", clusters, minimum=2)
     overclustering = _validate.positive_int("overclustering", overclustering, minimum=0)

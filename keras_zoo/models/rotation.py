@@ -12,11 +12,10 @@ can seed a classifier.
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from keras_zoo import _validate
-from keras_zoo.models._custom_step import CustomStepModel, deserialize, serialize
+from keras_zoo.models._custom_step import ObjectiveStepModel, deserialize, serialize
 from keras_zoo.models.simclr import augmenter, registry_encoder
 from keras_zoo.registry import Float, Int, register_model
 
@@ -40,7 +39,7 @@ def all_rotations(images):
 
 
 @keras.saving.register_keras_serializable(package="keras_zoo")
-class RotationPretext(CustomStepModel):
+class RotationPretext(ObjectiveStepModel):
     """Rotation prediction: `head(encoder(rotated images))` names the rotation (4-way softmax).
 
     Called on images it returns the encoder's features ``(batch, feature_dim)``.
@@ -87,7 +86,7 @@ class RotationPretext(CustomStepModel):
 
     # === Training ===
 
-    def _loss(self, images, training):
+    def _objective(self, images, training):
         if training and self.augmenter is not None:
             images = self.augmenter(images, training=True)
         turned, labels = all_rotations(images)
@@ -95,24 +94,6 @@ class RotationPretext(CustomStepModel):
         loss = ops.mean(ops.sparse_categorical_crossentropy(labels, logits, from_logits=True))
         accuracy = ops.mean(ops.cast(ops.equal(ops.argmax(logits, axis=-1), labels), "float32"))
         return loss, accuracy
-
-    def train_step(self, data):
-        x, _ = self._unpack(data)
-        with tf.GradientTape() as tape:
-            loss, accuracy = self._loss(x, training=True)
-            objective = loss + sum(self.losses, 0.0)
-        variables = self.trainable_variables
-        self.optimizer.apply(tape.gradient(objective, variables), variables)
-        self.loss_tracker.update_state(loss)
-        self.accuracy_tracker.update_state(accuracy)
-        return self._results()
-
-    def test_step(self, data):
-        x, _ = self._unpack(data)
-        loss, accuracy = self._loss(x, training=False)
-        self.loss_tracker.update_state(loss)
-        self.accuracy_tracker.update_state(accuracy)
-        return self._results()
 
     # === Config ===
 

@@ -13,12 +13,11 @@ signature returns them L2-normalised, and `model.encoder` can seed a classifier.
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from keras_zoo import _validate, registry
 from keras_zoo.models import layers
-from keras_zoo.models._custom_step import CustomStepModel, deserialize, serialize
+from keras_zoo.models._custom_step import ObjectiveStepModel, deserialize, serialize
 from keras_zoo.registry import Float, Int, register_model
 
 
@@ -88,7 +87,7 @@ def hard_negative_nt_xent(z_a, z_b, temperature: float, beta: float = 0.0, tau_p
 
 
 @keras.saving.register_keras_serializable(package="keras_zoo")
-class SimCLR(CustomStepModel):
+class SimCLR(ObjectiveStepModel):
     """SimCLR pre-training of `encoder` with `projection_head`, on views drawn by `augmenter`.
 
     Called on images it returns the encoder's features ``(batch, feature_dim)`` (no augmentation).
@@ -161,7 +160,7 @@ class SimCLR(CustomStepModel):
 
     # === Training ===
 
-    def _contrastive_loss(self, images, training):
+    def _objective(self, images, training):
         view_a, view_b = self.views(images)
         # Both views in one pass, so batch-norm normalises over all 2N views (as SimCLR's global BN).
         features = self.encoder(ops.concatenate([view_a, view_b], axis=0), training=training)
@@ -171,24 +170,6 @@ class SimCLR(CustomStepModel):
             return hard_negative_nt_xent(z[:n], z[n:], self.temperature, self.hard_negative_beta,
                                          self.debias_tau_plus)
         return nt_xent(z[:n], z[n:], self.temperature)
-
-    def train_step(self, data):
-        x, _ = self._unpack(data)
-        with tf.GradientTape() as tape:
-            loss, accuracy = self._contrastive_loss(x, training=True)
-            objective = loss + sum(self.losses, 0.0)
-        variables = self.trainable_variables
-        self.optimizer.apply(tape.gradient(objective, variables), variables)
-        self.loss_tracker.update_state(loss)
-        self.accuracy_tracker.update_state(accuracy)
-        return self._results()
-
-    def test_step(self, data):
-        x, _ = self._unpack(data)
-        loss, accuracy = self._contrastive_loss(x, training=False)
-        self.loss_tracker.update_state(loss)
-        self.accuracy_tracker.update_state(accuracy)
-        return self._results()
 
     # === Config ===
 

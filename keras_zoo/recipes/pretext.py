@@ -23,14 +23,14 @@ ROTATION = register_recipe(Recipe(
 
 IIC = register_recipe(Recipe(
     name="iic",
-    description="Adam 1e-3 with cosine decay, batch 256 (each image paired with 2 transforms), 200 "
+    description="Adam 1e-3 with cosine decay, batch 256 (each image paired with 2 transforms), 100 "
                 "epochs, checkpoint on the validation loss (minus the mutual information of held-out pairs).",
     targets="none",
     loss=None,
     metrics=(),
     learning_rate=1e-3,
     batch_size=256,
-    epochs=200,
+    epochs=100,
     monitor="val_loss",
     monitor_mode="min",
     early_stopping_patience=None,
