@@ -318,13 +318,13 @@ def reconstruct(model, input_shape):
 @register_signature("cluster")
 def cluster(model, input_shape):
     """inputs: images -> probabilities (batch, K) over the learned clusters and cluster_ids (batch,) int32."""
+    classify_fn, input_signature = classify(model, input_shape)
 
     def fn(inputs):
-        probabilities = tf.cast(model(inputs, training=False), tf.float32)
-        return {"probabilities": probabilities,
-                "cluster_ids": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
+        out = classify_fn(inputs)
+        return {"probabilities": out["probabilities"], "cluster_ids": out["class_ids"]}
 
-    return fn, [image_spec(input_shape)]
+    return fn, input_signature
 
 
 @register_signature("forecast")
