@@ -428,3 +428,32 @@ def simclr_report(model, train, test, *, labels_per_class=(10, None), repeats: i
         geometry[name] = alignment_uniformity(np.asarray(m.embed(view_a)), np.asarray(m.embed(view_b)),
                                               np.asarray(m.embed(xte.astype("float32"))))
     return {"probe": probe, "geometry": geometry}
+
+
+def clustering_scores(labels, assignments) -> dict:
+    """Clustering accuracy and normalised mutual information of cluster ids against true labels.
+
+    Accuracy is the fraction of examples whose cluster maps to their label under the best
+    one-to-one matching of clusters to labels (the Hungarian algorithm,
+    `scipy.optimize.linear_sum_assignment`; clusters left without a label count as wrong). NMI is
+    scikit-learn's `normalized_mutual_info_score` (arithmetic mean normalisation).
+
+    Returns:
+        ``{"accuracy": ..., "nmi": ..., "clusters_used": ...}``.
+    """
+    from scipy.optimize import linear_sum_assignment
+    from sklearn.metrics import normalized_mutual_info_score
+
+    labels = np.asarray(labels).reshape(-1).astype("int64")
+    assignments = np.asarray(assignments).reshape(-1).astype("int64")
+    if labels.shape != assignments.shape or labels.size == 0:
+        raise ValueError(f"labels and assignments must be non-empty and of equal length, got "
+                         f"{labels.size} and {assignments.size}")
+    if labels.min() < 0 or assignments.min() < 0:
+        raise ValueError("labels and cluster ids must be non-negative integers")
+    counts = np.zeros((assignments.max() + 1, labels.max() + 1), dtype="int64")
+    np.add.at(counts, (assignments, labels), 1)
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    return {"accuracy": float(counts[rows, cols].sum() / labels.size),
+            "nmi": float(normalized_mutual_info_score(labels, assignments)),
+            "clusters_used": int(len(np.unique(assignments)))}

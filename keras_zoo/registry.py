@@ -18,7 +18,8 @@ from typing import Any, Callable, Mapping
 
 from keras_zoo import _validate
 
-TASKS = ("classification", "segmentation", "reconstruction", "generation", "contrastive")
+TASKS = ("classification", "segmentation", "reconstruction", "generation", "contrastive", "pretext",
+         "clustering", "forecasting")
 
 # Arguments every builder receives from `create_model` rather than from `**overrides`.
 _STANDARD_ARGS = ("input_shape", "num_classes")

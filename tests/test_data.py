@@ -167,7 +167,7 @@ def test_points_are_standardised_and_balanced():
         np.testing.assert_allclose(arrays.x.mean(0), 0.0, atol=1e-5)
         np.testing.assert_allclose(arrays.x.std(0), 1.0, atol=1e-4)
         assert np.bincount(arrays.labels).tolist() == [200, 200]
-    assert set(BUILTIN_SOURCES) == {"digits", "shapes", "moons", "spirals"}
+    assert set(BUILTIN_SOURCES) == {"digits", "shapes", "moons", "spirals", "series"}
 
 
 def test_source_string_options_are_parsed_and_converted():

@@ -41,8 +41,8 @@ def test_result_table_markdown_and_lookup():
 
 
 def test_unknown_experiment_and_size():
-    assert experiments.list_experiments() == ["geometric_view", "random_labels", "regularization",
-                                              "representations"]
+    assert experiments.list_experiments() == ["clustering", "forecasting", "geometric_view",
+                                              "random_labels", "regularization", "representations"]
     with pytest.raises(KeyError, match="did you mean 'random_labels'"):
         experiments.get_experiment("random_label")
     with pytest.raises(ValueError, match="size must be one of \\['small', 'default'\\], got 'huge'"):
@@ -175,3 +175,26 @@ def test_representations_small_skips_what_is_not_registered(tmp_path):
     assert _is_png(table.plots[0])
     with pytest.raises(ValueError, match="none of \\['no_such_model'\\] is registered"):
         experiments.representations(size="small", models=("no_such_model",))
+
+
+def test_clustering_and_forecasting_small_score_against_their_baselines(tmp_path):
+    table = experiments.clustering(size="small", epochs=1, plot_dir=str(tmp_path))
+    assert table.column("method") == ["k-means on raw pixels", "k-means on iic encoder (random weights)",
+                                      "iic (trained, its own clusters)", "k-means on iic encoder (trained)"]
+    raw = table.row("k-means on raw pixels")
+    assert 0.6 < raw["accuracy"] <= 1.0 and 0.6 < raw["nmi"] <= 1.0  # k-means does well on digits
+    for row in table.rows:
+        assert 0.0 < row["accuracy"] <= 1.0 and 1 <= row["clusters_used"] <= 10
+    assert _is_png(table.plots[0])
+    with pytest.raises(ValueError, match="'simclr' is a contrastive model"):
+        experiments.clustering(size="small", model="simclr")
+
+    table = experiments.forecasting(size="small", sources=("series:count=300,length=16",), epochs=1,
+                                    plot_dir=str(tmp_path))
+    (row,) = table.rows
+    assert row["steps"] == 16 and row["epochs_run"] == 1
+    assert row["model_mse"] > 0 and row["copy_last_mse"] > 0
+    assert row["ratio"] == pytest.approx(row["model_mse"] / row["copy_last_mse"])
+    assert _is_png(table.plots[0])
+    with pytest.raises(ValueError, match="sources must name at least one"):
+        experiments.forecasting(size="small", sources=())

@@ -5,6 +5,8 @@ data, returns a `ResultTable` and, given `plot_dir`, writes its figures as PNG f
 - `random_labels`: Zhang et al.'s randomization tests (memorisation vs generalisation).
 - `regularization`: dropout, L1/L2 penalties and early stopping on one overfitting task.
 - `representations`: self-supervised encoders compared by linear probe, alignment and uniformity.
+- `clustering`: IIC against k-means (raw pixels, random-weight features): accuracy and NMI.
+- `forecasting`: a recurrent forecaster against copying the last step, on digit rows and waves.
 
 Every experiment takes ``size="small"|"default"`` and a ``seed``. `run_experiment(name)` is what
 ``keras-zoo experiment NAME`` calls.
@@ -30,6 +32,8 @@ EXPERIMENTS = {
     "random_labels": "keras_zoo.experiments.memorization",
     "regularization": "keras_zoo.experiments.overfitting",
     "representations": "keras_zoo.experiments.probes",
+    "clustering": "keras_zoo.experiments.paradigms",
+    "forecasting": "keras_zoo.experiments.paradigms",
 }
 
 # Helpers the notebooks use beside the experiments themselves.

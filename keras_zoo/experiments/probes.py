@@ -1,7 +1,8 @@
 """Learned representations compared: what does each self-supervised objective put in its encoder?
 
 Every registered encoder family among `ENCODER_MODELS` (autoencoder, denoising and masked autoencoder,
-VAE, SimCLR) is trained with its own recipe on the same unlabelled images; its encoder is then frozen
+VAE, SimCLR and SimCLR with hard negatives, rotation prediction, IIC clustering, and the recurrent
+forecaster, whose state after reading an image row by row is its representation) is trained with its own recipe on the same unlabelled images; its encoder is then frozen
 and judged three ways on held-out images:
 
 - linear-probe accuracy: a logistic regression on the frozen features, with all training labels and
@@ -28,7 +29,8 @@ from keras_zoo.evaluation import to_numpy
 from keras_zoo.experiments import _common
 
 # Registry names, in the lecture's order.
-ENCODER_MODELS = ("conv_autoencoder", "denoising_autoencoder", "masked_autoencoder", "vae", "simclr")
+ENCODER_MODELS = ("conv_autoencoder", "denoising_autoencoder", "masked_autoencoder", "vae", "simclr",
+                  "simclr_hard", "rotation", "iic", "forecaster")
 
 _PRESETS = {
     "small": {"epochs": 2, "probe_limit": 600, "labels_per_class": 10, "repeats": 2},
@@ -37,7 +39,7 @@ _PRESETS = {
 }
 
 
-def _encoder(model):
+def frozen_encoder(model):
     """The frozen feature extractor of a trained model: its `encoder` attribute or layer."""
     encoder = getattr(model, "encoder", None)
     if encoder is None:
@@ -49,7 +51,7 @@ def _encoder(model):
     return encoder
 
 
-def _features(encoder, images, batch_size: int = 256) -> np.ndarray:
+def features_of(encoder, images, batch_size: int = 256) -> np.ndarray:
     out = encoder.predict(images, verbose=0, batch_size=batch_size)
     if isinstance(out, dict):
         out = out["mean"]
@@ -154,13 +156,13 @@ def representations(data: str = "digits", *, size: str = "default", models=ENCOD
             result = train(name, data, epochs=epochs, run_dir=os.path.join(runs, name), seed=seed,
                            resume=False, verbose=verbose)
             seconds = round(time.perf_counter() - started, 1)
-            encoder = _encoder(result.model)
-            row = measure(name, True, lambda x: _features(encoder, x), seconds)
+            encoder = frozen_encoder(result.model)
+            row = measure(name, True, lambda x: features_of(encoder, x), seconds)
             row["epochs_run"] = len(next(iter(result.history.values()), []))
             rows.append(row)
             keras.utils.set_random_seed(seed + 1)
-            untrained = _encoder(create_model(name, input_shape=info.input_shape))
-            probe = _features(untrained, x_test[:64])
+            untrained = frozen_encoder(create_model(name, input_shape=info.input_shape))
+            probe = features_of(untrained, x_test[:64])
             # Models that differ only in their recipe (plain and denoising autoencoder) are the
             # same network before training: one baseline row is enough.
             twin = next((other for other, p in untrained_probes.items()
@@ -170,7 +172,7 @@ def representations(data: str = "digits", *, size: str = "default", models=ENCOD
                 continue
             untrained_probes[name] = probe
             rows.append(measure(f"{name} (random weights)", False,
-                                lambda x: _features(untrained, x), 0.0))
+                                lambda x: features_of(untrained, x), 0.0))
 
     schedule = f"{epochs} epochs each" if epochs else "as many epochs as each recipe says"
     notes = [f"{info.name}: encoders trained on {info.num_examples['train']} unlabelled images for "

@@ -24,6 +24,9 @@ TASK_SERVING = {
     "reconstruction": "reconstruct_uint8",
     "generation": "generate",
     "contrastive": "embed_uint8",
+    "pretext": "embed_uint8",
+    "clustering": "cluster_uint8",
+    "forecasting": "forecast_uint8",  # images read as rows; a series (T, F) keeps the float `forecast`
 }
 
 

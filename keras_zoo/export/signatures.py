@@ -20,6 +20,9 @@ TASK_DEFAULT = {
     "reconstruction": "reconstruct",
     "generation": "generate",
     "contrastive": "embed",
+    "pretext": "embed",
+    "clustering": "cluster",
+    "forecasting": "forecast",
 }
 
 
@@ -329,7 +332,39 @@ def reconstruct(model, input_shape):
     return (_reconstruct_vae if _is_vae(model) else _reconstruct_autoencoder)(model, input_shape)
 
 
+# === Clustering (iic family) and future prediction (forecaster family) ===
+
+
+@register_signature("cluster")
+def cluster(model, input_shape):
+    """inputs: images -> probabilities (batch, K) over the learned clusters and cluster_ids (batch,) int32."""
+    classify_fn, input_signature = classify(model, input_shape)
+
+    def fn(inputs):
+        out = classify_fn(inputs)
+        return {"probabilities": out["probabilities"], "cluster_ids": out["class_ids"]}
+
+    return fn, input_signature
+
+
+@register_signature("forecast")
+def forecast(model, input_shape):
+    """inputs: a sequence (batch, T, F), or images (batch, H, W, C) read as H rows of W*C values ->
+    next_step (batch, F): the prediction of the step after the last, predictions (batch, T, F): the
+    prediction of step t+1 made after reading steps 0..t, and state (batch, units): the recurrent
+    state after the whole sequence (the representation)."""
+    if not callable(getattr(model, "forecast_outputs", None)):
+        raise ValueError(f"model {model.name!r} has no `forecast_outputs` method (the `forecast` "
+                         "signature is a recurrent forecaster's)")
+
+    def fn(inputs):
+        out = model.forecast_outputs(inputs)
+        return {k: tf.cast(v, tf.float32) for k, v in out.items()}
+
+    return fn, [image_spec(input_shape)]
+
+
 # The uint8 twins, exported as `serving_default` (keras_zoo.export.contract.TASK_SERVING).
-for _name in ("classify", "segment", "reconstruct", "embed"):
+for _name in ("classify", "segment", "reconstruct", "embed", "cluster", "forecast"):
     register_signature(f"{_name}_uint8")(uint8_images(SIGNATURES[_name]))
 del _name

@@ -32,7 +32,8 @@ class CustomStepModel(keras.Model):
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         for key in cls.PARTS:
-            config[key] = deserialize(config[key])
+            if key in config:
+                config[key] = deserialize(config[key])
         return cls(**config)
 
     def compile(self, optimizer="adam", loss=None, **kwargs):
@@ -76,3 +77,32 @@ class CustomStepModel(keras.Model):
 
     def _results(self) -> dict:
         return {m.name: m.result() for m in self.metrics}
+
+
+class ObjectiveStepModel(CustomStepModel):
+    """`train_step`/`test_step` of the self-supervised models with one objective (SimCLR, rotation
+    prediction, IIC, the forecaster): `_objective(x, training)` returns a tuple of scalars whose first
+    is minimised (with the sub-models' weight penalties); each value updates `metrics` in order."""
+
+    def _objective(self, inputs, training):
+        raise NotImplementedError
+
+    def _track(self, values) -> dict:
+        for tracker, value in zip(self.metrics, values):
+            tracker.update_state(value)
+        return self._results()
+
+    def train_step(self, data):
+        import tensorflow as tf
+
+        x, _ = self._unpack(data)
+        with tf.GradientTape() as tape:
+            values = self._objective(x, training=True)
+            objective = values[0] + sum(self.losses, 0.0)
+        variables = self.trainable_variables
+        self.optimizer.apply(tape.gradient(objective, variables), variables)
+        return self._track(values)
+
+    def test_step(self, data):
+        x, _ = self._unpack(data)
+        return self._track(self._objective(x, training=False))

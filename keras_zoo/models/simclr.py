@@ -13,12 +13,11 @@ signature returns them L2-normalised, and `model.encoder` can seed a classifier.
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from keras_zoo import _validate, registry
 from keras_zoo.models import layers
-from keras_zoo.models._custom_step import CustomStepModel, serialize
+from keras_zoo.models._custom_step import ObjectiveStepModel, serialize
 from keras_zoo.registry import Float, Int, register_model
 
 
@@ -46,8 +45,49 @@ def nt_xent(z_a, z_b, temperature: float):
     return loss, accuracy
 
 
+def hard_negative_nt_xent(z_a, z_b, temperature: float, beta: float = 0.0, tau_plus: float = 0.0):
+    """NT-Xent with hard negatives up-weighted and, optionally, debiased (Robinson et al. 2021).
+
+    "Contrastive learning with hard negative samples" (ICLR 2021): each negative's term in the
+    denominator is weighted by ``exp(beta * sim / tau)`` normalised to mean 1 over the anchor's
+    negatives (importance weights of a distribution that favours negatives close to the anchor).
+    With ``tau_plus > 0`` the debiased estimator of Chuang et al. 2020 removes the expected share
+    of same-class "negatives" (class prior tau_plus), clamped below at its theoretical minimum.
+    ``beta = 0`` and ``tau_plus = 0`` give NT-Xent exactly.
+
+    Returns:
+        ``(loss, accuracy)`` as `nt_xent`.
+    """
+    z = ops.normalize(ops.concatenate([ops.cast(z_a, "float32"), ops.cast(z_b, "float32")], axis=0),
+                      axis=-1)
+    n = ops.shape(z_a)[0]
+    logits = ops.matmul(z, ops.transpose(z)) / temperature
+    positives = ops.concatenate([ops.arange(n, 2 * n), ops.arange(0, n)], axis=0)
+    positive_mask = ops.one_hot(positives, 2 * n, dtype="float32")
+    negative_mask = 1.0 - ops.eye(2 * n, dtype="float32") - positive_mask
+    positive_logit = ops.sum(logits * positive_mask, axis=-1)
+    masked = ops.where(negative_mask > 0, logits, -1e9)
+    # Work relative to each row's largest logit, so no exponential overflows at small temperatures.
+    top = ops.stop_gradient(ops.maximum(ops.max(masked, axis=-1), positive_logit))
+    negatives = ops.exp(masked - top[:, None]) * negative_mask
+    positive = ops.exp(positive_logit - top)
+    count = ops.cast(2 * n - 2, "float32")
+    if beta:
+        weights = ops.exp(beta * (masked - top[:, None])) * negative_mask
+        weights = weights * count / ops.sum(weights, axis=-1, keepdims=True)
+        negatives = weights * negatives
+    denominator = ops.sum(negatives, axis=-1)
+    if tau_plus:
+        denominator = (denominator - tau_plus * count * positive) / (1.0 - tau_plus)
+        denominator = ops.maximum(denominator, count * ops.exp(-1.0 / temperature - top))
+    loss = ops.mean(ops.log(positive + denominator) - ops.log(positive))
+    accuracy = ops.mean(ops.cast(ops.equal(
+        ops.argmax(logits - 1e9 * ops.eye(2 * n, dtype="float32"), axis=-1), positives), "float32"))
+    return loss, accuracy
+
+
 @keras.saving.register_keras_serializable(package="keras_zoo")
-class SimCLR(CustomStepModel):
+class SimCLR(ObjectiveStepModel):
     """SimCLR pre-training of `encoder` with `projection_head`, on views drawn by `augmenter`.
 
     Called on images it returns the encoder's features ``(batch, feature_dim)`` (no augmentation).
@@ -57,6 +97,9 @@ class SimCLR(CustomStepModel):
         projection_head: `keras.Model` features -> projections the loss is computed on.
         augmenter: a `keras.Sequential` of random preprocessing layers (applied with training=True).
         temperature: NT-Xent temperature.
+        hard_negative_beta: concentration beta of Robinson et al.'s hard-negative weighting (0: plain
+            NT-Xent); see `hard_negative_nt_xent`.
+        debias_tau_plus: class prior tau+ of the debiased estimator (0: not debiased).
 
     Example:
         >>> model = keras_zoo.create_model("simclr", input_shape=(8, 8, 1), encoder="cnn_small")
@@ -66,14 +109,19 @@ class SimCLR(CustomStepModel):
 
     PARTS = ("encoder", "projection_head", "augmenter")
 
-    def __init__(self, encoder, projection_head, augmenter, temperature=0.2, **kwargs):
+    def __init__(self, encoder, projection_head, augmenter, temperature=0.2, hard_negative_beta=0.0,
+                 debias_tau_plus=0.0, **kwargs):
         temperature = _validate.positive("temperature", temperature)
+        hard_negative_beta = _validate.non_negative("hard_negative_beta", hard_negative_beta)
+        debias_tau_plus = _validate.rate("debias_tau_plus", debias_tau_plus)
         inputs = keras.Input(shape=tuple(encoder.inputs[0].shape[1:]), name="inputs")
         super().__init__(inputs, encoder(inputs), **kwargs)
         self.encoder = encoder
         self.projection_head = projection_head
         self.augmenter = augmenter
         self.temperature = temperature
+        self.hard_negative_beta = hard_negative_beta
+        self.debias_tau_plus = debias_tau_plus
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.accuracy_tracker = keras.metrics.Mean(name="contrastive_accuracy")
 
@@ -114,38 +162,24 @@ class SimCLR(CustomStepModel):
 
     # === Training ===
 
-    def _contrastive_loss(self, images, training):
+    def _objective(self, images, training):
         view_a, view_b = self.views(images)
         # Both views in one pass, so batch-norm normalises over all 2N views (as SimCLR's global BN).
         features = self.encoder(ops.concatenate([view_a, view_b], axis=0), training=training)
         z = self.projection_head(features, training=training)
         n = ops.shape(images)[0]
+        if self.hard_negative_beta or self.debias_tau_plus:
+            return hard_negative_nt_xent(z[:n], z[n:], self.temperature, self.hard_negative_beta,
+                                         self.debias_tau_plus)
         return nt_xent(z[:n], z[n:], self.temperature)
-
-    def train_step(self, data):
-        x, _ = self._unpack(data)
-        with tf.GradientTape() as tape:
-            loss, accuracy = self._contrastive_loss(x, training=True)
-            objective = loss + sum(self.losses, 0.0)
-        variables = self.trainable_variables
-        self.optimizer.apply(tape.gradient(objective, variables), variables)
-        self.loss_tracker.update_state(loss)
-        self.accuracy_tracker.update_state(accuracy)
-        return self._results()
-
-    def test_step(self, data):
-        x, _ = self._unpack(data)
-        loss, accuracy = self._contrastive_loss(x, training=False)
-        self.loss_tracker.update_state(loss)
-        self.accuracy_tracker.update_state(accuracy)
-        return self._results()
 
     # === Config ===
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable,
                 "encoder": serialize(self.encoder), "projection_head": serialize(self.projection_head),
-                "augmenter": serialize(self.augmenter), "temperature": self.temperature}
+                "augmenter": serialize(self.augmenter), "temperature": self.temperature,
+                "hard_negative_beta": self.hard_negative_beta, "debias_tau_plus": self.debias_tau_plus}
 
 
 
@@ -248,8 +282,28 @@ def projection_head(feature_dim: int, width: int, projection_dim: int) -> keras.
                               "crop": Float(0.0, 0.6), "jitter": Float(0.0, 0.8)})
 def simclr(input_shape, encoder="cnn_small", encoder_options=None, projection_dim=64,
            projection_width=128, temperature=0.2, crop=0.5, translate=0.2, flip=False, jitter=0.4,
-           blur=0.5, seed=None):
+           blur=0.5, seed=None, hard_negative_beta=0.0, debias_tau_plus=0.0):
     """SimCLR: contrastive pre-training of a registry classifier's encoder, NT-Xent on two augmented views."""
+    return _create_simclr(input_shape, encoder, encoder_options, projection_dim, projection_width,
+                          temperature, crop, translate, flip, jitter, blur, seed, hard_negative_beta,
+                          debias_tau_plus, "simclr")
+
+
+@register_model(family="simclr", task="contrastive", input_shape=(28, 28, 1), recipe="simclr",
+                test_input_shape=(8, 8, 1),
+                search_space={"hard_negative_beta": Float(0.0, 2.0), "debias_tau_plus": Float(0.0, 0.2),
+                              "temperature": Float(0.05, 1.0, sampling="log")})
+def simclr_hard(input_shape, encoder="cnn_small", encoder_options=None, projection_dim=64,
+                projection_width=128, temperature=0.2, crop=0.5, translate=0.2, flip=False, jitter=0.4,
+                blur=0.5, seed=None, hard_negative_beta=1.0, debias_tau_plus=0.1):
+    """SimCLR with hard negatives up-weighted, debiased (Robinson et al. 2021; beta 1, tau+ 0.1)."""
+    return _create_simclr(input_shape, encoder, encoder_options, projection_dim, projection_width,
+                          temperature, crop, translate, flip, jitter, blur, seed, hard_negative_beta,
+                          debias_tau_plus, "simclr_hard")
+
+
+def _create_simclr(input_shape, encoder, encoder_options, projection_dim, projection_width, temperature,
+                   crop, translate, flip, jitter, blur, seed, hard_negative_beta, debias_tau_plus, name):
     projection_dim = _validate.positive_int("projection_dim", projection_dim)
     projection_width = _validate.positive_int("projection_width", projection_width)
     temperature = _validate.positive("temperature", temperature)
@@ -257,4 +311,5 @@ def simclr(input_shape, encoder="cnn_small", encoder_options=None, projection_di
                       seed=seed)
     backbone = registry_encoder(encoder, input_shape, encoder_options)
     head = projection_head(int(backbone.outputs[0].shape[-1]), projection_width, projection_dim)
-    return SimCLR(backbone, head, views, temperature=temperature, name="simclr")
+    return SimCLR(backbone, head, views, temperature=temperature, hard_negative_beta=hard_negative_beta,
+                  debias_tau_plus=debias_tau_plus, name=name)

@@ -11,6 +11,7 @@ import dataclasses
 import numpy as np
 
 from keras_zoo.data.builtin.points import make_moons, make_spirals
+from keras_zoo.data.builtin.series import WAVE_NAMES, make_series
 from keras_zoo.data.builtin.shapes import SHAPE_NAMES, make_shapes
 
 BUILTIN_SOURCES = {
@@ -19,6 +20,8 @@ BUILTIN_SOURCES = {
     "with class labels and per-pixel masks; options size, count, classes, channels, noise",
     "moons": "two interleaving half circles in 2-D, binary labels; options count, noise",
     "spirals": "two interleaved spiral arms in 2-D, binary labels; options count, noise, turns",
+    "series": "procedural time series (length x 1): noisy sine, triangle, square and sawtooth waves of "
+    "random period, phase and amplitude, labelled by kind; options count, length, noise",
 }
 
 # Accepted options and their defaults; the types of the defaults are the accepted types.
@@ -27,6 +30,7 @@ BUILTIN_OPTIONS = {
     "shapes": {"size": 32, "count": 3000, "classes": 3, "channels": 3, "noise": 0.05},
     "moons": {"count": 1000, "noise": 0.1},
     "spirals": {"count": 1000, "noise": 0.1, "turns": 1.5},
+    "series": {"count": 2000, "length": 32, "noise": 0.05},
 }
 
 
@@ -83,6 +87,10 @@ def load_builtin(name: str, options: dict, seed: int) -> ArraySet:
         x, labels = make(seed=seed, **opts)
         # Standardised points are not in [0, 1]; the info records their actual range.
         return ArraySet(x=x, labels=labels, class_names=("0", "1"),
+                        value_range=(float(x.min()), float(x.max())))
+    if name == "series":
+        x, labels = make_series(seed=seed, **opts)
+        return ArraySet(x=x, labels=labels, class_names=WAVE_NAMES,
                         value_range=(float(x.min()), float(x.max())))
     raise KeyError(name)
 
