@@ -551,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", help="which shipped checkpoint (default: the model's default)")
     p.add_argument("--epochs", type=int, default=30, help="phase 1: new head, backbone frozen")
     p.add_argument("--fine-tune-epochs", type=int, default=10,
-                   help="phase 2: backbone unfrozen at a tenth of the learning rate (0 skips it)")
+                   help="phase 2: backbone unfrozen, at the same learning rate (0 skips it)")
     p.add_argument("--unfreeze", default="all", help="phase 2 unfreezes 'all' or the top N weighted layers")
     p.add_argument("--learning-rate", type=_positive_float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=32)

@@ -6,7 +6,7 @@ puts a new head for the data's classes on top and trains it in two phases:
 1. the backbone frozen and called with ``training=False`` (batch-norm in inference mode), only the
    new head learning at `learning_rate`;
 2. optionally (``fine_tune_epochs > 0``) the backbone unfrozen, all of it or its top layers, at a
-   lower `fine_tune_learning_rate`. Batch-norm stays in inference mode: the graph fixes
+   `fine_tune_learning_rate` (default: the same rate). Batch-norm stays in inference mode: the graph fixes
    ``training=False`` for the backbone, and its scale/offset stay frozen too.
 
 When the data does not match the checkpoint's input contract, safe adaptations (resize, grayscale
@@ -279,7 +279,10 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
         unfreeze: phase 2 unfreezes ``"all"`` backbone layers or the top `unfreeze` layers with
             weights (batch-norm always stays frozen and in inference mode).
         learning_rate: phase 1 learning rate (Adam).
-        fine_tune_learning_rate: phase 2 learning rate; default `learning_rate` / 10.
+        fine_tune_learning_rate: phase 2 learning rate; default `learning_rate`. (A tenth of it, the
+            usual choice for large ImageNet backbones, barely moves these small ones in a few epochs:
+            on real digits 5-9 with 20 images per class, 74.8% held out against 90.0% at the same
+            rate, 3 seeds each.)
         batch_size, head_dropout, early_stopping_patience, augment, seed: as in `keras_zoo.train`.
         run_dir: where checkpoints, logs and ``metrics.json`` go (default ``runs/<base>-finetune``).
         export: also write a SavedModel to ``run_dir/export`` whose ``serving_default`` takes raw
@@ -303,7 +306,7 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
     epochs = _validate.positive_int("epochs", epochs)
     batch_size = _validate.positive_int("batch_size", batch_size)
     fine_tune_epochs = _validate.positive_int("fine_tune_epochs", fine_tune_epochs, minimum=0)
-    fine_tune_learning_rate = fine_tune_learning_rate or learning_rate / 10.0
+    fine_tune_learning_rate = fine_tune_learning_rate or learning_rate
 
     task = _base_task(name_or_model, trust)
     label = getattr(name_or_model, "name", name_or_model)
