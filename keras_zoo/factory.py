@@ -173,7 +173,9 @@ def _create_pretrained(spec: ModelSpec, pretrained, *, sha256=None, input_shape=
     if pooling is not _UNSET and include_top:
         raise ValueError(f"pooling={pooling!r} goes with include_top=False (a feature extractor of {label})")
     pooling = None if pooling is _UNSET else pooling  # as keras.applications: feature maps by default
-    new_head = (num_classes is not None and spec.accepts_num_classes and num_classes != entry.get("num_classes"))
+    if num_classes is not None and not spec.accepts_num_classes:
+        raise ValueError(f"model {name!r} ({spec.task}) does not take num_classes")
+    new_head = num_classes is not None and num_classes != entry.get("num_classes")
     if new_head and spec.task != "classification":
         raise ValueError(f"{label} predicts {entry.get('num_classes')} classes, not {num_classes}; "
                          f"use keras_zoo.finetune({name!r}, data) to train a head for new classes")

@@ -154,8 +154,9 @@ def test_probe_report_and_geometry(trained):
     assert set(report["probe"]) == {"5_per_class", "all"}
     for budget in report["probe"].values():
         assert set(budget) == {"simclr", "random_init", "pixels"}
-        # Each accuracy is a share of the 16 held-out images.
-        assert all(abs(r["accuracy"] * 16 - round(r["accuracy"] * 16)) < 1e-6 for r in budget.values())
+        # Brightness is one linear direction of the pixels: even 5 labels per class find it better
+        # than chance (0.5) on the 16 held-out images.
+        assert budget["pixels"]["accuracy"] > 0.5, budget
     # Brightness is a linear function of the pixels: the pixel probe with all labels is near perfect.
     assert report["probe"]["all"]["pixels"]["accuracy"] >= 0.85
     for geometry in report["geometry"].values():

@@ -63,8 +63,8 @@ def test_manifest_entries_are_complete_and_their_files_verify():
 
 
 # Metrics of models whose evaluation samples (noise for a GAN, the posterior for a VAE, random views
-# for SimCLR) move with the random draws; the others are deterministic functions of the weights.
-STOCHASTIC_TASKS = ("generation", "contrastive")
+# for SimCLR and IIC, random transforms for the rotation task) move with the random draws; the others are deterministic functions of the weights.
+STOCHASTIC_TASKS = ("generation", "contrastive", "clustering", "pretext")
 
 
 @pytest.mark.parametrize("entry", weights.entries(), ids=lambda e: f"{e['name']}:{e['tag']}")
@@ -121,11 +121,13 @@ def test_default_tag_and_unknown_requests_name_what_exists():
     assert "resnet18" in without
     with pytest.raises(KeyError, match="no pretrained weights for model .*models with weights: .*cnn_small"):
         keras_zoo.create_model(without[0], pretrained=True)
-    with pytest.raises(ValueError, match=r"trained on inputs of shape \(8, 8, 1\).*finetune"):
-        keras_zoo.create_model("cnn_small", input_shape=(28, 28, 1), pretrained=True)
+    with pytest.raises(ValueError, match=r"trained on inputs of shape \(28, 28, 1\).*finetune"):
+        keras_zoo.create_model("cnn_small", input_shape=(8, 8, 1), pretrained=True)
     with pytest.raises(ValueError, match="pooling='avg' goes with include_top=False"):
         keras_zoo.create_model("cnn_small", pretrained="digits", pooling="avg")
-    with pytest.raises(ValueError, match="predicts 10 classes, not 3; use keras_zoo.finetune"):
+    with pytest.raises(ValueError, match="predicts 3 classes, not 5; use keras_zoo.finetune"):
+        keras_zoo.create_model("unet", pretrained=True, num_classes=5)
+    with pytest.raises(ValueError, match="'conv_autoencoder' \\(reconstruction\\) does not take num_classes"):
         keras_zoo.create_model("conv_autoencoder", pretrained=True, num_classes=3)
 
 
