@@ -77,6 +77,17 @@ def _data_options(args) -> dict:
     return options
 
 
+def _catalog_entry(name: str, entries: dict) -> dict:
+    """The catalog row of `name`; `KeyError` naming close matches (the CLI prints it as one line)."""
+    if name not in entries:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(entries), n=3, cutoff=0.5)
+        hint = f" Did you mean: {', '.join(close)}?" if close else " See `keras-zoo list`."
+        raise KeyError(f"unknown model {name!r}.{hint}")
+    return entries[name]
+
+
 def _fmt_params(n: int) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}K"
 
@@ -143,17 +154,9 @@ def cmd_info(args) -> int:
         name, _, tag = args.name.partition(":")
         print(weights.model_card(weights.get_entry(name, tag)), end="")
         return 0
-    entries = {e["name"]: e for e in _catalog()}
-    if args.name not in entries:
-        import difflib
-
-        close = difflib.get_close_matches(args.name, list(entries), n=3, cutoff=0.5)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        print(f"keras-zoo: unknown model {args.name!r}.{hint}", file=sys.stderr)
-        return 2
     from keras_zoo import weights
 
-    entry = dict(entries[args.name])
+    entry = dict(_catalog_entry(args.name, {e["name"]: e for e in _catalog()}))
     entry["pretrained_tags"] = [{"tag": e["tag"], "default": bool(e.get("default")),
                                  "input_shape": e["input_contract"]["shape"],
                                  "trained_on": e["dataset"]["description"]}
@@ -664,12 +667,7 @@ def _check_names(args) -> None:
     _validate.assignments(getattr(args, "set", None))
     base = name.partition(":")[0] if args.command == "finetune" else name
     entries = {e["name"]: e for e in _catalog()}
-    if base not in entries:
-        import difflib
-
-        close = difflib.get_close_matches(base, list(entries), n=3, cutoff=0.5)
-        hint = f" Did you mean: {', '.join(close)}?" if close else " See `keras-zoo list`."
-        raise KeyError(f"unknown model {base!r}.{hint}")
+    _catalog_entry(base, entries)
     if args.command == "finetune" and not entries[base].get("pretrained"):
         shipped = sorted(n for n, e in entries.items() if e.get("pretrained"))
         raise ValueError(f"{base!r} has no shipped weights to fine-tune; models with weights: {', '.join(shipped)}")

@@ -18,9 +18,9 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import importlib
 
+from keras_zoo import _validate
 from keras_zoo._lazy import lazy_names
 from keras_zoo.experiments._common import SIZES, ResultTable
 
@@ -56,9 +56,7 @@ def list_experiments() -> list[str]:
 def get_experiment(name: str):
     """The experiment function called `name`; `KeyError` with close matches for unknown names."""
     if name not in EXPERIMENTS:
-        close = difflib.get_close_matches(str(name), list(EXPERIMENTS), n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise KeyError(f"unknown experiment {name!r}{hint}; available: {list_experiments()}")
+        raise _validate.unknown_name("experiment", name, EXPERIMENTS, f"available: {list_experiments()}")
     return getattr(importlib.import_module(EXPERIMENTS[name]), name)
 
 

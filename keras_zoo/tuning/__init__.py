@@ -5,8 +5,8 @@ builder's signature) plus the recipe knobs every model shares (learning rate, we
 size, augmentation strength); every hyperparameter's default is the registry/recipe value, so the
 first trial of every search is exactly ``create_model(name)`` trained with its recipe.
 
-Imports are lazy: the registry reads presets through `keras_zoo.presets` (standard library
-only), and KerasTuner is imported only when a search starts.
+Imports are lazy: presets live in `keras_zoo.presets` (standard library only, read by the
+factory), and KerasTuner is imported only when a search starts.
 """
 
 from __future__ import annotations
