@@ -48,6 +48,20 @@ def test_every_model_declares_a_search_space_with_registry_defaults(name):
 
 
 @pytest.mark.parametrize("name", ALL)
+def test_the_trial_at_defaults_asks_for_the_builder_defaults_and_the_recipe(name):
+    spec = factory.get_spec(name)
+    hypermodel = ZooHyperModel(name)
+    overrides, recipe = hypermodel.configuration(kt.HyperParameters())
+    assert overrides == {k: spec.defaults[k] for k in overrides}
+    assert recipe == get_recipe(spec.recipe)
+
+
+# Building every model at its default size twice costs minutes (resnet50 at 224x224 ...); one model
+# per family shows that the overrides above build exactly what create_model builds.
+ONE_PER_FAMILY = sorted({factory.get_spec(n).family: n for n in reversed(ALL)}.values())
+
+
+@pytest.mark.parametrize("name", ONE_PER_FAMILY)
 def test_the_trial_at_defaults_is_create_model_and_the_recipe(name):
     keras.backend.clear_session()  # resets Keras's name counters, so both configs name layers alike
     expected = keras_zoo.create_model(name)
