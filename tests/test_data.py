@@ -232,17 +232,21 @@ def test_train_reshuffles_each_epoch_validation_never_shuffles():
 # === Stage order and augmentation ===
 
 
-def test_stage_order_is_decode_normalise_cache_shuffle_augment_batch_prefetch():
+def test_stage_order_is_decode_cache_shuffle_batch_augment_prefetch():
     splits = load_splits(SMALL_SHAPES, augment=("flip",))
     train = stage_names(splits.train)
+    # Normalising and augmenting run on whole batches, after the cache and the shuffle.
     assert train[train.index("CacheDataset"):] == [
-        "CacheDataset", "ShuffleDataset", "ZipDataset", "ParallelMapDataset", "BatchDataset", "PrefetchDataset"]
-    assert train.index("ParallelMapDataset") < train.index("CacheDataset")  # normalise before the cache
+        "CacheDataset", "ShuffleDataset", "BatchDataset", "ZipDataset", "ParallelMapDataset", "PrefetchDataset"]
+    assert train.index("ParallelMapDataset") < train.index("CacheDataset")  # decoding before the cache
     validation = stage_names(splits.validation)
     assert "ShuffleDataset" not in validation
-    assert validation[-4:] == ["CacheDataset", "ParallelMapDataset", "BatchDataset", "PrefetchDataset"]
+    assert validation[-4:] == ["CacheDataset", "BatchDataset", "ParallelMapDataset", "PrefetchDataset"]
     no_cache = stage_names(load_splits(SMALL_SHAPES, cache=False).train)
     assert "CacheDataset" not in no_cache and "ShuffleDataset" in no_cache
+    # A corruption is a per-example callable: then the map runs per example, before batching.
+    corrupted = stage_names(load_splits(SMALL_SHAPES, targets="image", corruption=_noise_corruption).train)
+    assert corrupted[-4:] == ["ZipDataset", "ParallelMapDataset", "BatchDataset", "PrefetchDataset"]
 
 
 def test_cached_examples_are_augmented_afresh_each_epoch():

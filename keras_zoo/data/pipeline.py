@@ -175,29 +175,38 @@ def _validate(targets, batch_size, image_size, color_mode, validation_fraction, 
 
 
 def _finish(ds, split, count, request, batch_size, layers, corruption, restore):
-    """shuffle -> normalise -> augment -> batch -> prefetch for one split of decoded (cached) examples."""
+    """shuffle -> batch -> normalise and augment -> prefetch for one split of decoded (cached) examples.
+
+    Normalising and the Keras augmentation layers run on whole batches (one op per batch, each example
+    still drawing its own random transformation). A `corruption` is a per-example callable, so with one
+    the map runs per example before batching.
+    """
     training = split == "train"
-    needs_seed = bool(layers) or corruption is not None
     if training:
         ds = ds.shuffle(max(1, min(count, _MAX_SHUFFLE_BUFFER)), seed=request.seed, reshuffle_each_iteration=True)
-        if needs_seed:
-            # One fresh (2,) seed per example per epoch, the same sequence for the same seed.
+    finalise = _finaliser(request.targets, layers, corruption, restore)
+    if corruption is None:
+        ds = ds.batch(batch_size)
+        if layers:  # train only: one fresh (2,) seed per batch per epoch, the same sequence for the same seed
             seeds = tf.data.Dataset.random(seed=request.seed, rerandomize_each_iteration=True).batch(2)
-            ds = tf.data.Dataset.zip(ds, seeds)
-    elif needs_seed:
+            ds = tf.data.Dataset.zip(ds, seeds).map(finalise, num_parallel_calls=_AUTOTUNE, deterministic=True)
+        else:
+            ds = ds.map(lambda ex: finalise(ex, None), num_parallel_calls=_AUTOTUNE, deterministic=True)
+        return ds.prefetch(_AUTOTUNE)
+    if training:
+        # One fresh (2,) seed per example per epoch, the same sequence for the same seed.
+        seeds = tf.data.Dataset.random(seed=request.seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip(ds, seeds)
+    else:
         # Fixed per example: derived from the seed, the split and the example's position.
         base = tf.constant([request.seed, SPLITS.index(split)], tf.int64)
         ds = ds.enumerate().map(lambda i, ex: (ex, tf.random.experimental.stateless_fold_in(base, i)))
-    finalise = _finaliser(request.targets, layers, corruption, restore)
-    if needs_seed:
-        ds = ds.map(finalise, num_parallel_calls=_AUTOTUNE, deterministic=True)
-    else:
-        ds = ds.map(lambda ex: finalise(ex, None), num_parallel_calls=_AUTOTUNE, deterministic=True)
+    ds = ds.map(finalise, num_parallel_calls=_AUTOTUNE, deterministic=True)
     return ds.batch(batch_size).prefetch(_AUTOTUNE)
 
 
 def _finaliser(targets, layers, corruption, restore):
-    """The per-example map after the shuffle: normalise, augment, then arrange (inputs, targets)."""
+    """The map after the shuffle, on one example or a batch: normalise, augment, arrange (inputs, targets)."""
 
     def finalise(example, seed):
         x, mask = example["x"], example.get("mask")
