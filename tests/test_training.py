@@ -61,6 +61,20 @@ def test_nan_in_the_loss_stops_with_a_message_and_keeps_the_checkpoint(tmp_path)
     assert all(np.all(np.isfinite(w)) for w in good.get_weights())
 
 
+def test_the_default_callbacks_do_no_per_step_logging_work(tmp_path, monkeypatch):
+    """TensorBoard summaries are written per epoch, and nothing is called per training step for them."""
+    import tensorflow.summary as summary  # the module Keras's TensorBoard writes through
+
+    calls = []
+    scalar = summary.scalar
+    monkeypatch.setattr(summary, "scalar", lambda name, *a, **k: calls.append(name) or scalar(name, *a, **k))
+    result = keras_zoo.train("mlp_lecture", "moons", epochs=2, batch_size=16, run_dir=str(tmp_path / "run"),
+                             verbose=0)
+    steps = -(-result.info.num_examples["train"] // 16)
+    assert steps > 20 and not [name for name in calls if name.startswith("batch_")]
+    assert {"epoch_loss", "epoch_accuracy"} <= set(calls) and len(calls) < 2 * 12
+
+
 def test_an_interrupted_run_resumes_when_the_same_call_is_repeated(tmp_path):
     class Crash(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
