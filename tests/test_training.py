@@ -173,16 +173,17 @@ def test_mixed_precision_the_cpu_would_emulate_trains_in_float32_saying_so_once(
     recipe = keras_zoo.get_recipe("classifier").replace(precision="mixed_bfloat16", epochs=1)
     monkeypatch.setattr(precision, "_warned", set())
     monkeypatch.setattr(precision, "_has_gpu", lambda: False)
-    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_bf16"}))
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2", "fma", "avx512f"}))
     with caplog.at_level("WARNING", logger="keras_zoo.recipes.precision"):
         result = keras_zoo.train("mlp_lecture", "moons", recipe=recipe, run_dir=str(tmp_path / "run"), verbose=0)
         assert result.model.dtype_policy.name == "float32"
         assert precision.effective_precision("mixed_bfloat16") == "float32"  # a second model: no second line
     (warning,) = [r.getMessage() for r in caplog.records if r.name == "keras_zoo.recipes.precision"]
-    assert "mixed_bfloat16" in warning and "amx_bf16" in warning and "training in float32" in warning
+    assert "mixed_bfloat16" in warning and "amx_bf16 or avx512_bf16" in warning and "training in float32" in warning
     assert precision.effective_precision("float32") == "float32"
-    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512f", "amx_bf16", "amx_tile"}))
-    assert precision.effective_precision("mixed_bfloat16") == "mixed_bfloat16"
+    for native in ({"avx512f", "amx_bf16", "amx_tile"}, {"avx512f", "avx512_bf16"}):
+        monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset(native))
+        assert precision.effective_precision("mixed_bfloat16") == "mixed_bfloat16"
     monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2"}))
     monkeypatch.setenv("KERAS_ZOO_KEEP_PRECISION", "1")
     assert precision.effective_precision("mixed_float16") == "mixed_float16"
