@@ -25,8 +25,8 @@ def test_list_and_help_do_not_import_tensorflow(tmp_path):
              "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'imported TF'")
     # `list` starts in about 1.5x a bare interpreter: not even the factory, the download machinery
     # (urllib.request, http.client), ctypes or difflib are imported for it.
-    light = probe + "; heavy = set(sys.modules).intersection(['keras_zoo.factory', 'urllib.request', 'ctypes', 'difflib'])" \
-                    "; assert not heavy, heavy"
+    heavy = "['keras_zoo.factory', 'urllib.request', 'ctypes', 'difflib']"
+    light = probe + f"; heavy = set(sys.modules).intersection({heavy}); assert not heavy, heavy"
     proc = subprocess.run([sys.executable, "-c", light.format(args="['list']")], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

@@ -55,8 +55,8 @@ def effective_precision(requested: str) -> str:
         return requested
     if requested not in _warned:
         _warned.add(requested)
-        logger.warning("precision %s: this CPU has no %s and there is no GPU, so the 16-bit math would be "
-                       "emulated (mixed_bfloat16 measured 8x slower than float32 on an AVX2-only CPU); training in float32 "
-                       "instead (set %s=1 to keep %s)", requested, " or ".join(NATIVE_FLAGS[requested]),
-                       KEEP_ENV, requested)
+        logger.warning("precision %s: this CPU has no %s and there is no GPU, so the 16-bit math would "
+                       "be emulated (mixed_bfloat16 measured 8x slower than float32 on an AVX2-only CPU); "
+                       "training in float32 instead (set %s=1 to keep %s)", requested,
+                       " or ".join(NATIVE_FLAGS[requested]), KEEP_ENV, requested)
     return "float32"
