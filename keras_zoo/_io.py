@@ -89,7 +89,10 @@ def atomic_path(path: str, suffix: str = ""):
 
 
 def _exchange_function():
-    """Linux's renameat2(RENAME_EXCHANGE) through libc: swaps two paths in one atomic step."""
+    """Linux's renameat2(RENAME_EXCHANGE) through libc: swaps two paths in one atomic step.
+
+    Looked up on first use, not at import: finding libc can run ``ldconfig``, a cost every
+    ``keras-zoo`` command would otherwise pay."""
     import ctypes
     import ctypes.util
     import sys
@@ -114,8 +117,6 @@ def _exchange_function():
 
     return exchange
 
-
-_exchange = _exchange_function()
 
 
 def repair_publications(folder: str) -> list[str]:
@@ -147,6 +148,19 @@ def repair_publications(folder: str) -> list[str]:
     return restored
 
 
+# The swap function, looked up on first use; None where the platform has none. Tests set it to None
+# to take the two-rename path.
+_UNRESOLVED = object()
+_exchange = _UNRESOLVED
+
+
+def _exchanger():
+    global _exchange
+    if _exchange is _UNRESOLVED:
+        _exchange = _exchange_function()
+    return _exchange
+
+
 def replace_directory(staged: str, target: str) -> str:
     """Move a fully written directory `staged` to `target`, replacing any previous `target`.
 
@@ -159,7 +173,7 @@ def replace_directory(staged: str, target: str) -> str:
     staged, target = os.fspath(staged), os.fspath(target)
     folder, name = os.path.dirname(target) or ".", os.path.basename(target)
     repair_publications(folder)
-    if os.path.exists(target) and _exchange is not None and _exchange(staged, target):
+    if os.path.exists(target) and _exchanger() is not None and _exchange(staged, target):
         shutil.rmtree(staged, ignore_errors=True)  # now holds the old tree
         return target
     ready = _sibling(folder, f".{name}.ready.", "")

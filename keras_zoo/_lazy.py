@@ -7,7 +7,6 @@ that needs it is touched.
 from __future__ import annotations
 
 import importlib
-import pkgutil
 
 
 def lazy_names(package: str, table: dict, namespace: dict):
@@ -35,6 +34,8 @@ def import_submodules(package: str, path, skip=()) -> list[str]:
     Plugin discovery for packages whose modules register something on import (model families,
     named recipes): a new file needs no edit elsewhere. Returns the imported module names.
     """
+    import pkgutil
+
     names = []
     for mod in pkgutil.iter_modules(path):
         if not mod.name.startswith("_") and mod.name not in skip:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import numbers
@@ -70,6 +69,8 @@ def assignments(pairs, flag: str = "--set") -> dict:
 
 def unknown_name(kind: str, name, known, see: str = "") -> KeyError:
     """A `KeyError` for an unknown registry name that suggests the closest known ones."""
+    import difflib  # here, not at import: `keras-zoo list` starts without it
+
     close = difflib.get_close_matches(str(name), list(known), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
     return KeyError(f"unknown {kind} {name!r}{hint}{f' ({see})' if see else ''}")

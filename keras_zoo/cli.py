@@ -11,7 +11,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 
 from keras_zoo import _validate
 
@@ -55,12 +54,17 @@ def _positive_float(text: str) -> float:
     return value
 
 
+# `keras_zoo.factory.CATALOG_PATH`, named here so that `list` and `info` need not import the factory
+# (and with it the weight and ImageNet download machinery); tests/test_cli.py checks they agree.
+_CATALOG_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "catalog.json")
+
+
 def _catalog() -> list[dict]:
     """Built-in models from catalog.json, then saved presets (JSON files), all without TensorFlow."""
     from keras_zoo import presets
-    from keras_zoo.factory import read_catalog
 
-    entries = read_catalog()
+    with open(_CATALOG_PATH, encoding="utf-8") as f:
+        entries = json.load(f)
     builtin = {e["name"] for e in entries}
     return entries + [presets.catalog_entry(r) for r in presets.read_presets() if r["name"] not in builtin]
 
@@ -640,6 +644,8 @@ def _import_tensorflow_quietly() -> None:
     every other line it writes there is passed on."""
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") in ("", "0") or "tensorflow" in sys.modules:
         return  # the user asked for TensorFlow's logs, or it is already loaded
+    import tempfile
+
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:

@@ -8,22 +8,17 @@ found, its score and objective, the data it was tuned on, the date and the keras
 ``train(name, ...)`` and ``list_models()`` treat a preset like a built-in model.
 
 Reading and writing records uses only the standard library: ``keras-zoo list`` reads presets
-without TensorFlow.
+without TensorFlow (and imports what only writing needs when it writes).
 """
 
 from __future__ import annotations
 
-import datetime
 import glob
 import json
-import logging
 import os
 import re
 
 from keras_zoo import _validate
-from keras_zoo._io import atomic_write_text
-
-log = logging.getLogger("keras_zoo")
 
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$")
@@ -103,7 +98,9 @@ def read_presets() -> list[dict]:
         try:
             records.append(read_preset(name))
         except (OSError, ValueError, KeyError) as err:
-            log.warning("skipping preset %r: %s", name, err)
+            import logging
+
+            logging.getLogger("keras_zoo").warning("skipping preset %r: %s", name, err)
     return records
 
 
@@ -116,6 +113,9 @@ def write_preset(name: str, *, base_model: str, model_overrides: dict, recipe_ch
 
     The caller (``tune``) checks that `name` does not clash with a registered model.
     """
+    import datetime
+
+    from keras_zoo._io import atomic_write_text
     from keras_zoo._version import __version__
 
     unknown = sorted(set(recipe_changes) - set(RECIPE_FIELDS))

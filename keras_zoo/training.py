@@ -25,6 +25,7 @@ from keras_zoo.data import Splits, load_splits
 from keras_zoo.data.corruptions import make_corruption
 from keras_zoo.recipes import Recipe, get_recipe
 from keras_zoo.recipes.callbacks import NanGuard, default_callbacks
+from keras_zoo.recipes.precision import effective_precision
 from keras_zoo.registry import ModelSpec
 
 log = logging.getLogger("keras_zoo")
@@ -113,10 +114,11 @@ def model_arguments(spec, info, recipe: Recipe, model_overrides: dict) -> dict:
 
 def build_for_data(spec, info, recipe: Recipe, model_overrides: dict):
     """A fresh model of `spec` fitted to the data (see `model_arguments`; `info=None`: the
-    registered defaults) under the recipe's precision policy, which is restored afterwards."""
+    registered defaults) under the recipe's precision policy (float32 where the machine would only
+    emulate it, see `keras_zoo.recipes.precision`), which is restored afterwards."""
     arguments = model_arguments(spec, info, recipe, model_overrides) if info is not None else model_overrides
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(recipe.precision)
+    keras.config.set_dtype_policy(effective_precision(recipe.precision))
     try:
         return registry.build_model(spec, **arguments)
     finally:

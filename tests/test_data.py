@@ -232,17 +232,21 @@ def test_train_reshuffles_each_epoch_validation_never_shuffles():
 # === Stage order and augmentation ===
 
 
-def test_stage_order_is_decode_normalise_cache_shuffle_augment_batch_prefetch():
+def test_stage_order_is_decode_cache_shuffle_batch_augment_prefetch():
     splits = load_splits(SMALL_SHAPES, augment=("flip",))
     train = stage_names(splits.train)
+    # Normalising and augmenting run on whole batches, after the cache and the shuffle.
     assert train[train.index("CacheDataset"):] == [
-        "CacheDataset", "ShuffleDataset", "ZipDataset", "ParallelMapDataset", "BatchDataset", "PrefetchDataset"]
-    assert train.index("ParallelMapDataset") < train.index("CacheDataset")  # normalise before the cache
+        "CacheDataset", "ShuffleDataset", "BatchDataset", "ZipDataset", "ParallelMapDataset", "PrefetchDataset"]
+    assert train.index("ParallelMapDataset") < train.index("CacheDataset")  # decoding before the cache
     validation = stage_names(splits.validation)
     assert "ShuffleDataset" not in validation
-    assert validation[-4:] == ["CacheDataset", "ParallelMapDataset", "BatchDataset", "PrefetchDataset"]
+    assert validation[-4:] == ["CacheDataset", "BatchDataset", "ParallelMapDataset", "PrefetchDataset"]
     no_cache = stage_names(load_splits(SMALL_SHAPES, cache=False).train)
     assert "CacheDataset" not in no_cache and "ShuffleDataset" in no_cache
+    # A corruption is a per-example callable: then the map runs per example, before batching.
+    corrupted = stage_names(load_splits(SMALL_SHAPES, targets="image", corruption=_noise_corruption).train)
+    assert corrupted[-4:] == ["ZipDataset", "ParallelMapDataset", "BatchDataset", "PrefetchDataset"]
 
 
 def test_cached_examples_are_augmented_afresh_each_epoch():
@@ -430,6 +434,41 @@ def test_folder_of_class_subfolders_grayscale_28(digit_folder):
     np.testing.assert_array_equal(collect(as_str.test)[1], collect(splits.test)[1])
     with pytest.raises(ValueError, match="cannot give targets='mask'"):
         load_splits(root, targets="mask")
+
+
+def _cache_stage(ds):
+    while type(ds).__name__.strip("_") != "CacheDataset":
+        ds = ds._input_dataset if hasattr(ds, "_input_dataset") else ds._datasets[0]
+    return ds
+
+
+def test_the_cache_holds_bytes_and_over_budget_goes_to_files_or_nowhere_with_identical_batches(
+        digit_folder, caplog):
+    root, _ = digit_folder
+    caplog.set_level("INFO", logger="keras_zoo.data.cache")
+    results, messages = {}, {}
+    for name, kwargs in (("memory", {}), ("file", {"cache_budget": 0}), ("none", {"cache": "none"})):
+        caplog.clear()
+        splits = load_splits(root, batch_size=16, seed=0, augment=("translate",), **kwargs)
+        results[name] = [collect(getattr(splits, split)) for split in ("train", "validation", "test")]
+        (messages[name],) = [r.getMessage() for r in caplog.records if r.name == "keras_zoo.data.cache"]
+        if name != "none":  # 60 images of 28x28x1 kept as uint8, normalised after the cache
+            assert _cache_stage(splits.train).element_spec["x"].dtype == tf.uint8
+            assert "47.3 KB decoded" in messages[name]  # (784 + 4-byte label) x 60
+    assert "within the memory budget" in messages["memory"] and "caching in memory" in messages["memory"]
+    assert "over the memory budget of 0 B" in messages["file"]
+    folder = messages["file"].rpartition("caching in files under ")[2]
+    assert sorted(os.listdir(folder))[0].startswith("cache.test")  # written while the splits were read
+    assert "not caching" in messages["none"] and "cache='none'" in messages["none"]
+    for name in ("file", "none"):
+        for got, want in zip(results[name], results["memory"]):
+            for g, w in zip(got, want):
+                np.testing.assert_array_equal(g, w)
+    x, y = results["memory"][0]
+    assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
+    for bad in ({"cache": 3}, {"cache": ""}, {"cache_budget": -1}):
+        with pytest.raises(ValueError, match="cache"):
+            load_splits(root, **bad)
 
 
 def test_folder_with_mismatched_sizes_is_resized_with_a_warning(tmp_path, caplog):

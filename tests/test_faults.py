@@ -67,7 +67,7 @@ def test_repair_restores_the_old_tree_when_the_new_one_never_was_complete(tmp_pa
     assert (tmp_path / "served" / "1" / "saved_model.pb").read_text() == "old"
 
 
-@pytest.mark.skipif(_io._exchange is None, reason="no renameat2 on this platform")
+@pytest.mark.skipif(_io._exchanger() is None, reason="no renameat2 on this platform")
 def test_atomic_swap_never_leaves_the_target_missing(tmp_path):
     _tree(tmp_path / "served" / "1", "old")
     _tree(tmp_path / "staged", "new")

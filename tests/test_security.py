@@ -236,6 +236,29 @@ def test_a_truncated_image_is_found_at_load_naming_the_file(tmp_path):
         keras_zoo.load_splits(str(root), image_size=(8, 8))
 
 
+def test_the_folder_scan_reads_headers_without_decoding_pixels(tmp_path, monkeypatch):
+    """Complete PNGs and JPEGs are checked from their headers, chunks and end markers; a JPEG with
+    bytes after its end marker is decoded once to decide, and loads."""
+    from PIL import Image, ImageFile
+
+    root = tmp_path / "data"
+    for c, name in enumerate("ab"):
+        os.makedirs(root / name)
+        for i in range(3):
+            Image.fromarray(np.full((8, 8), 40 * c + i, "uint8"), mode="L").save(root / name / f"{i}.jpg")
+        _png(root / name / "p.png", value=7)
+    decoded = []
+    original_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda im: decoded.append(im.filename) or original_load(im))
+    splits = keras_zoo.load_splits(str(root), batch_size=4)
+    assert decoded == [] and splits.info.input_shape == (8, 8, 1)
+    trailing = root / "a" / "0.jpg"
+    trailing.write_bytes(trailing.read_bytes() + b"camera trailer")
+    x, _ = next(iter(keras_zoo.load_splits(str(root), batch_size=16, validation_fraction=0.0,
+                                           test_fraction=0.0).train))
+    assert decoded == [str(trailing)] and x.shape == (8, 8, 8, 1)
+
+
 def test_an_empty_class_folder_is_reported_and_kept_out(tmp_path, caplog):
     root = _class_folder(tmp_path / "data")
     os.makedirs(root / "c_empty")

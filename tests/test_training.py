@@ -61,6 +61,20 @@ def test_nan_in_the_loss_stops_with_a_message_and_keeps_the_checkpoint(tmp_path)
     assert all(np.all(np.isfinite(w)) for w in good.get_weights())
 
 
+def test_the_default_callbacks_do_no_per_step_logging_work(tmp_path, monkeypatch):
+    """TensorBoard summaries are written per epoch, and nothing is called per training step for them."""
+    import tensorflow.summary as summary  # the module Keras's TensorBoard writes through
+
+    calls = []
+    scalar = summary.scalar
+    monkeypatch.setattr(summary, "scalar", lambda name, *a, **k: calls.append(name) or scalar(name, *a, **k))
+    result = keras_zoo.train("mlp_lecture", "moons", epochs=2, batch_size=16, run_dir=str(tmp_path / "run"),
+                             verbose=0)
+    steps = -(-result.info.num_examples["train"] // 16)
+    assert steps > 20 and not [name for name in calls if name.startswith("batch_")]
+    assert {"epoch_loss", "epoch_accuracy"} <= set(calls) and len(calls) < 2 * 12
+
+
 def test_an_interrupted_run_resumes_when_the_same_call_is_repeated(tmp_path):
     class Crash(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -151,3 +165,25 @@ def test_label_smoothing_loss_round_trips_through_a_keras_file(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     assert loaded.loss.label_smoothing == pytest.approx(0.1)
     assert loaded.evaluate(x, y, verbose=0, return_dict=True)["loss"] == pytest.approx(before, rel=1e-6)
+
+
+def test_mixed_precision_the_cpu_would_emulate_trains_in_float32_saying_so_once(tmp_path, monkeypatch, caplog):
+    from keras_zoo.recipes import precision
+
+    recipe = keras_zoo.get_recipe("classifier").replace(precision="mixed_bfloat16", epochs=1)
+    monkeypatch.setattr(precision, "_warned", set())
+    monkeypatch.setattr(precision, "_has_gpu", lambda: False)
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2", "fma", "avx512f"}))
+    with caplog.at_level("WARNING", logger="keras_zoo.recipes.precision"):
+        result = keras_zoo.train("mlp_lecture", "moons", recipe=recipe, run_dir=str(tmp_path / "run"), verbose=0)
+        assert result.model.dtype_policy.name == "float32"
+        assert precision.effective_precision("mixed_bfloat16") == "float32"  # a second model: no second line
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "keras_zoo.recipes.precision"]
+    assert "mixed_bfloat16" in warning and "amx_bf16 or avx512_bf16" in warning and "training in float32" in warning
+    assert precision.effective_precision("float32") == "float32"
+    for native in ({"avx512f", "amx_bf16", "amx_tile"}, {"avx512f", "avx512_bf16"}):
+        monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset(native))
+        assert precision.effective_precision("mixed_bfloat16") == "mixed_bfloat16"
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx2"}))
+    monkeypatch.setenv("KERAS_ZOO_KEEP_PRECISION", "1")
+    assert precision.effective_precision("mixed_float16") == "mixed_float16"

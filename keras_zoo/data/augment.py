@@ -1,11 +1,11 @@
 """Named train-time augmentations, made from Keras preprocessing layers.
 
 `AUGMENTATIONS` maps a name to a factory `(strength=None, seed=None) -> keras layer`; pipelines accept
-"name" or "name:strength" (e.g. "rotate:0.2"). Layers are applied one example at a time with a
-stateless seed per example (`ExampleSeed`), so the map can run in parallel and still give the same
-augmentation for the same seed, and a new one each epoch. Masks go through the same random
-transformation as their image (nearest interpolation, via the layer's own
-`transform_single_segmentation_mask`), so geometric augmentations keep image and mask aligned.
+"name" or "name:strength" (e.g. "rotate:0.2"). Layers are applied to whole batches (each example
+drawing its own transformation) with a stateless seed per batch (`ExampleSeed`), so the map can run in
+parallel and still give the same augmentation for the same seed, and a new one each epoch. Masks go
+through the same random transformation as their image (nearest interpolation, via the layer's own
+`transform_segmentation_masks`), so geometric augmentations keep image and mask aligned.
 """
 
 from __future__ import annotations
@@ -97,10 +97,10 @@ def parse_augmentations(augment, seed: int = 0) -> list:
 
 
 class ExampleSeed(keras.random.SeedGenerator):
-    """A SeedGenerator that hands a layer seeds derived from one per-example seed tensor.
+    """A SeedGenerator that hands a layer seeds derived from one seed tensor (per batch or per example).
 
     Keras layers draw from a stateful generator by default, which forces a sequential map to stay
-    reproducible. Drawing from this stateless one instead lets every example be augmented in parallel,
+    reproducible. Drawing from this stateless one instead lets every batch be augmented in parallel,
     deterministically. Each draw folds in a counter so repeated draws (e.g. height and width shifts) differ.
     """
 
@@ -115,7 +115,12 @@ class ExampleSeed(keras.random.SeedGenerator):
 
 
 def apply_augmentations(layers: list, image, mask, seed):
-    """Augment one example: `image` (H, W, C) float32 and optional `mask` (H, W) int32, seed shape (2,)."""
+    """Augment one example or a batch: `image` (H, W, C) or (B, H, W, C) float32, optional `mask` (H, W) or
+    (B, H, W) int32, `seed` shape (2,). In a batch every example draws its own transformation."""
+    single = image.shape.rank == 3
+    if single:
+        image = image[None]
+        mask = None if mask is None else mask[None]
     static_shape = image.shape
     if mask is not None:
         mask = tf.cast(mask[..., None], tf.float32)
@@ -126,12 +131,14 @@ def apply_augmentations(layers: list, image, mask, seed):
             layer_seed = ExampleSeed(tf.random.experimental.stateless_fold_in(seed, i))
             data = image if mask is None else {"images": image, "segmentation_masks": mask}
             transformation = layer.get_random_transformation(data, training=True, seed=layer_seed)
-            image = layer.transform_single_image(image, transformation, training=True)
+            image = layer.transform_images(image, transformation, training=True)
             if mask is not None:
-                mask = layer.transform_single_segmentation_mask(mask, transformation, training=True)
+                mask = layer.transform_segmentation_masks(mask, transformation, training=True)
         finally:
             layer.backend.reset()
     image = tf.ensure_shape(tf.cast(image, tf.float32), static_shape)
     if mask is not None:
-        mask = tf.ensure_shape(tf.cast(tf.round(mask[..., 0]), tf.int32), static_shape[:2])
+        mask = tf.ensure_shape(tf.cast(tf.round(mask[..., 0]), tf.int32), static_shape[:3])
+    if single:
+        return image[0], None if mask is None else mask[0]
     return image, mask

@@ -1,8 +1,9 @@
 """`load_splits` / `load_dataset`: a source turned into batched, prefetched tf.data pipelines.
 
-Stage order, per split: decode -> normalise -> cache -> shuffle (train) -> augment (train) -> batch ->
-prefetch. Decoding and normalising happen once (before the cache); shuffling and augmentation happen
-after it, so every epoch sees a new order and new augmentations. Randomness is seeded: the same `seed`
+Stage order, per split: decode -> cache -> shuffle (train) -> normalise -> augment (train) -> batch ->
+prefetch. Decoding happens once (before the cache, which holds 8-bit images as uint8, see
+`keras_zoo.data.cache`); normalising to float32, shuffling and augmentation happen after it, so the
+cache stays compact and every epoch sees a new order and new augmentations. Randomness is seeded: the same `seed`
 gives the same split membership, the same first-epoch order and the same augmentations.
 """
 
@@ -17,6 +18,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import tensorflow as tf  # noqa: E402
 
 from keras_zoo.data.augment import apply_augmentations, parse_augmentations  # noqa: E402
+from keras_zoo.data.cache import CACHE_MODES  # noqa: E402
+from keras_zoo.data.cache import plan as plan_cache  # noqa: E402
 from keras_zoo.data.info import TARGETS, DatasetInfo, Splits  # noqa: E402
 from keras_zoo.data.sources import SPLITS, Request, load_raw  # noqa: E402
 
@@ -28,7 +31,7 @@ _COLOR_MODES = (None, "grayscale", "rgb")
 
 def load_splits(source, *, targets="label", batch_size=64, image_size=None, color_mode=None,
                 validation_fraction=0.1, test_fraction=0.2, seed=0, augment=(), corruption=None,
-                cache=True, data_dir=None, options=None, classes=None) -> Splits:
+                cache="auto", data_dir=None, options=None, classes=None, cache_budget=None) -> Splits:
     """Load `source` as train/validation/test pipelines of float32 inputs in [0, 1].
 
     Args:
@@ -48,14 +51,18 @@ def load_splits(source, *, targets="label", batch_size=64, image_size=None, colo
         corruption: callable `(x, seed) -> (x_corrupted, target)` for targets="image", applied to
             every split after augmentation; `seed` is an int64 (2,) tensor for `tf.random.stateless_*`
             ops, fixed per example for validation/test and new each epoch for train.
-        cache: True caches decoded examples in memory, a str caches to files with that prefix, False
-            does not cache.
+        cache: where decoded examples (uint8 for 8-bit images) are cached: "auto" (in memory when
+            they fit `cache_budget`, else in files under a temporary folder when the disk has room,
+            else not at all; one log line says which), "memory" (or True), "file", "none" (or
+            False), or any other string: a file prefix to cache to ("<prefix>.<split>").
         data_dir: TFDS data directory.
         options: source options (override those in the source string), e.g. {"count": 500}.
         classes: keep only these classes (ids or class names, targets="label"), renumbered 0..k-1
             in the order given; `info.class_names` names them. Split membership is the full
             source's (stratified by class), so the kept classes' test examples are the same ones the
             full source holds out. Counting the kept examples reads each split once.
+        cache_budget: bytes the in-memory cache may take with cache="auto"; default half the memory
+            available at load time (`keras_zoo.data.cache.memory_budget()`).
 
     Returns:
         `Splits(train, validation, test, info)`.
@@ -66,7 +73,7 @@ def load_splits(source, *, targets="label", batch_size=64, image_size=None, colo
         (8, 8, 1)
     """
     request = _validate(targets, batch_size, image_size, color_mode, validation_fraction, test_fraction,
-                        seed, corruption, cache, data_dir)
+                        seed, corruption, cache, data_dir, cache_budget)
     if options is not None and not isinstance(options, dict):
         raise ValueError(f"options must be a dict of source options; got {options!r}.")
     layers = parse_augmentations(augment, seed)
@@ -79,9 +86,10 @@ def load_splits(source, *, targets="label", batch_size=64, image_size=None, colo
     sources = dict(raw.datasets)
     if classes is not None:
         sources, info = _keep_classes(sources, info, classes)
+    cached = plan_cache(sources, info.num_examples, cache, cache_budget, raw.name)
     datasets = {
-        split: _finish(sources[split], split, info.num_examples[split], request, batch_size,
-                       layers if split == "train" else [], corruption, cache)
+        split: _finish(cached.apply(sources[split], split), split, info.num_examples[split], request,
+                       batch_size, layers if split == "train" else [], corruption, raw.restore)
         for split in SPLITS
     }
     return Splits(train=datasets["train"], validation=datasets["validation"], test=datasets["test"], info=info)
@@ -131,7 +139,7 @@ def _keep_classes(datasets: dict, info: DatasetInfo, classes):
 
 
 def _validate(targets, batch_size, image_size, color_mode, validation_fraction, test_fraction, seed,
-              corruption, cache, data_dir) -> Request:
+              corruption, cache, data_dir, cache_budget=None) -> Request:
     if targets not in TARGETS:
         raise ValueError(f"Unknown targets {targets!r}; choose one of {TARGETS}.")
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
@@ -156,44 +164,54 @@ def _validate(targets, batch_size, image_size, color_mode, validation_fraction, 
         if targets != "image":
             raise ValueError(f"corruption applies to targets='image' (denoising, masked reconstruction); "
                              f"got targets={targets!r}.")
-    if not isinstance(cache, (bool, str)):
-        raise ValueError(f"cache must be True, False or a file prefix string; got {cache!r}.")
+    if not isinstance(cache, (bool, str)) or cache == "":
+        raise ValueError(f"cache must be one of {CACHE_MODES}, True, False or a file prefix string; got {cache!r}.")
+    if cache_budget is not None and (not isinstance(cache_budget, numbers.Real) or isinstance(cache_budget, bool)
+                                     or cache_budget < 0):
+        raise ValueError(f"cache_budget must be a number of bytes >= 0 or None; got {cache_budget!r}.")
     return Request(targets=targets, image_size=image_size, color_mode=color_mode,
                    validation_fraction=float(validation_fraction), test_fraction=float(test_fraction),
                    seed=seed, data_dir=data_dir)
 
 
-def _finish(ds, split, count, request, batch_size, layers, corruption, cache):
-    """cache -> shuffle -> augment -> batch -> prefetch for one split of decoded, normalised examples."""
+def _finish(ds, split, count, request, batch_size, layers, corruption, restore):
+    """shuffle -> batch -> normalise and augment -> prefetch for one split of decoded (cached) examples.
+
+    Normalising and the Keras augmentation layers run on whole batches (one op per batch, each example
+    still drawing its own random transformation). A `corruption` is a per-example callable, so with one
+    the map runs per example before batching.
+    """
     training = split == "train"
-    if cache is True:
-        ds = ds.cache()
-    elif cache:
-        ds = ds.cache(f"{cache}.{split}")
-    needs_seed = bool(layers) or corruption is not None
     if training:
         ds = ds.shuffle(max(1, min(count, _MAX_SHUFFLE_BUFFER)), seed=request.seed, reshuffle_each_iteration=True)
-        if needs_seed:
-            # One fresh (2,) seed per example per epoch, the same sequence for the same seed.
+    finalise = _finaliser(request.targets, layers, corruption, restore)
+    if corruption is None:
+        ds = ds.batch(batch_size)
+        if layers:  # train only: one fresh (2,) seed per batch per epoch, the same sequence for the same seed
             seeds = tf.data.Dataset.random(seed=request.seed, rerandomize_each_iteration=True).batch(2)
-            ds = tf.data.Dataset.zip(ds, seeds)
-    elif needs_seed:
+            ds = tf.data.Dataset.zip(ds, seeds).map(finalise, num_parallel_calls=_AUTOTUNE, deterministic=True)
+        else:
+            ds = ds.map(lambda ex: finalise(ex, None), num_parallel_calls=_AUTOTUNE, deterministic=True)
+        return ds.prefetch(_AUTOTUNE)
+    if training:
+        # One fresh (2,) seed per example per epoch, the same sequence for the same seed.
+        seeds = tf.data.Dataset.random(seed=request.seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip(ds, seeds)
+    else:
         # Fixed per example: derived from the seed, the split and the example's position.
         base = tf.constant([request.seed, SPLITS.index(split)], tf.int64)
         ds = ds.enumerate().map(lambda i, ex: (ex, tf.random.experimental.stateless_fold_in(base, i)))
-    finalise = _finaliser(request.targets, layers, corruption)
-    if needs_seed:
-        ds = ds.map(finalise, num_parallel_calls=_AUTOTUNE, deterministic=True)
-    else:
-        ds = ds.map(lambda ex: finalise(ex, None), num_parallel_calls=_AUTOTUNE, deterministic=True)
+    ds = ds.map(finalise, num_parallel_calls=_AUTOTUNE, deterministic=True)
     return ds.batch(batch_size).prefetch(_AUTOTUNE)
 
 
-def _finaliser(targets, layers, corruption):
-    """The per-example map after the shuffle: augment, then arrange (inputs, targets)."""
+def _finaliser(targets, layers, corruption, restore):
+    """The map after the shuffle, on one example or a batch: normalise, augment, arrange (inputs, targets)."""
 
     def finalise(example, seed):
         x, mask = example["x"], example.get("mask")
+        if restore is not None:
+            x = restore(x)
         if seed is not None:
             augment_seed, corruption_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
         if layers:

@@ -1,9 +1,10 @@
 """Where examples come from: built-in offline sets, numpy arrays, image folders and TFDS.
 
 `load_raw` resolves a source and returns `RawSplits`: one unbatched tf.data pipeline per split whose
-elements are dicts {"x"} / {"x", "y"} / {"x", "mask"}, with "x" float32 (decoded, normalised, resized and
-colour-converted), "y" an int32 label and "mask" int32 (H, W) class ids. These are the pipeline stages
-before the cache; `keras_zoo.data.pipeline` adds the rest.
+elements are dicts {"x"} / {"x", "y"} / {"x", "mask"}, with "x" decoded, resized and colour-converted,
+"y" an int32 label and "mask" int32 (H, W) class ids. These are the pipeline stages before the cache, so
+"x" stays in its compact stored form there (uint8 for 8-bit images) and `RawSplits.restore`, applied
+after the cache, turns it into float32 inputs; `keras_zoo.data.pipeline` adds the rest.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class RawSplits:
     class_names: tuple
     value_range: tuple = (0.0, 1.0)
     levels: int | None = None
+    # Stored "x" (any shape, a single example or a batch) -> float32 inputs; applied after the cache.
+    restore: object = None
 
 
 # === Resolving a source ===
@@ -213,6 +216,16 @@ def _convert_image(x, channels: int, size=None):
     return x
 
 
+def _from_bytes(x):
+    """uint8 pixels (0..255) -> float32 in [0, 1]: what every 8-bit source restores after the cache."""
+    return tf.cast(x, tf.float32) / 255.0
+
+
+def _to_bytes(x):
+    """float32 pixels on the 0..255 scale (after a resize or colour conversion) -> uint8, rounded."""
+    return tf.saturate_cast(tf.round(x), tf.uint8)
+
+
 def _resize_mask(mask, size):
     return tf.image.resize(mask[..., None], size, method="nearest")[..., 0]
 
@@ -336,12 +349,23 @@ def _array_splits(arrays: ArraySet, name: str, request: Request) -> RawSplits:
     scale = np.float32(arrays.scale)
     size = tuple(request.image_size) if request.image_size is not None else None
     channels = _output_channels(x.shape[-1], request.color_mode, name) if is_image else None
+    # Images kept as they are (no resize or colour change) and holding bytes are stored, and so cached,
+    # as uint8 and scaled after the cache, giving the same float32 values; the rest become float32 here.
+    as_is = is_image and size is None and channels == x.shape[-1]
+    compact = as_is and (x.dtype == np.bool_ or (np.issubdtype(x.dtype, np.integer) and x.size > 0
+                                                 and x.min() >= 0 and x.max() <= 255))
+    if compact:
+        x = x.astype(np.uint8)
+
+    def restore(stored):
+        return tf.cast(stored, tf.float32) * scale
 
     def normalise(example):
         out = dict(example)
-        out["x"] = tf.cast(example["x"], tf.float32) * scale
-        if is_image:
-            out["x"] = _convert_image(out["x"], channels, size)
+        if not compact:
+            out["x"] = tf.cast(example["x"], tf.float32) * scale
+            if is_image:
+                out["x"] = _convert_image(out["x"], channels, size)
         if "mask" in example:
             out["mask"] = tf.cast(example["mask"], tf.int32)
             if size is not None:
@@ -364,7 +388,8 @@ def _array_splits(arrays: ArraySet, name: str, request: Request) -> RawSplits:
         input_shape = tuple(int(d) for d in x.shape[1:])
     num_classes, class_names = _class_info(request, arrays.class_names, arrays.mask_class_names)
     return RawSplits(datasets, counts, name, input_shape, num_classes, class_names, tuple(arrays.value_range),
-                     levels=arrays.levels if is_image else None)
+                     levels=arrays.levels if is_image else None,
+                     restore=restore if compact else (lambda stored: stored))
 
 
 # === Image folders ===
@@ -456,7 +481,8 @@ def _folder_splits(root: pathlib.Path, request: Request, options: dict) -> RawSp
         datasets[split] = ds
         counts[split] = len(files_by_split[split])
     num_classes, names = _class_info(request, class_names)
-    return RawSplits(datasets, counts, name, input_shape, num_classes, names, levels=256)  # 8-bit files
+    return RawSplits(datasets, counts, name, input_shape, num_classes, names, levels=256,  # 8-bit files
+                     restore=_from_bytes)
 
 
 def _relabel(labels, names, class_names, folder):
@@ -472,7 +498,7 @@ def _relabel(labels, names, class_names, folder):
 
 
 def _image_decoder(files_by_split: dict, request: Request, name: str):
-    """A tf function path -> float32 image of one fixed shape, and that shape.
+    """A tf function path -> uint8 image of one fixed shape, and that shape.
 
     Without `image_size` the first training image fixes size and colour mode; images of another size are
     resized to it (with a warning) rather than left mis-shaped.
@@ -497,9 +523,8 @@ def _image_decoder(files_by_split: dict, request: Request, name: str):
 
     def decode(path):
         image = tf.io.decode_image(tf.io.read_file(path), channels=channels, expand_animations=False)
-        image = tf.cast(image, tf.float32) / 255.0
         if resize:
-            image = tf.image.resize(image, size, method="bilinear")
+            image = _to_bytes(tf.image.resize(image, size, method="bilinear"))
         return tf.ensure_shape(image, size + (channels,))
 
     return decode, size + (channels,)
@@ -541,8 +566,8 @@ def _segmentation_folder_splits(root: pathlib.Path, request: Request, options: d
         counts[split] = len(files_by_split[split])
     if request.targets == "mask":
         return RawSplits(datasets, counts, name, input_shape, num_classes,
-                         tuple(str(i) for i in range(num_classes)), levels=256)
-    return RawSplits(datasets, counts, name, input_shape, None, (), levels=256)
+                         tuple(str(i) for i in range(num_classes)), levels=256, restore=_from_bytes)
+    return RawSplits(datasets, counts, name, input_shape, None, (), levels=256, restore=_from_bytes)
 
 
 def _read_masks(paths: list, size: tuple) -> np.ndarray:
@@ -640,8 +665,12 @@ def _tfds_splits(name: str, source: str, request: Request, options: dict) -> Raw
     mask_key, offset, mask_names = TFDS_MASKS.get(base, (None, 0, ()))
 
     def decode(example):
-        x = tf.cast(example[image_key], tf.float32) / 255.0
-        out = {"x": tf.ensure_shape(_convert_image(x, channels, size), input_shape)}
+        x = example[image_key]
+        if x.dtype != tf.uint8:
+            raise ValueError(f"TFDS data set {name!r} stores {x.dtype.name} images; keras_zoo reads uint8 ones.")
+        if size is not None or channels != image_shape[-1]:
+            x = _to_bytes(_convert_image(tf.cast(x, tf.float32), channels, size))
+        out = {"x": tf.ensure_shape(x, input_shape)}
         if request.targets == "label":
             out["y"] = tf.cast(example[label_key], tf.int32)
         elif request.targets == "mask":
@@ -663,7 +692,7 @@ def _tfds_splits(name: str, source: str, request: Request, options: dict) -> Raw
     class_names = tuple(features[label_key].names) if label_key else ()
     num_classes, class_names = _class_info(request, class_names, mask_names)
     return RawSplits(datasets, counts, name, tuple(int(d) for d in input_shape), num_classes, class_names,
-                     levels=256)  # uint8 image features
+                     levels=256, restore=_from_bytes)  # uint8 image features
 
 
 def _percent(fraction: float) -> str:

@@ -22,7 +22,6 @@ import importlib
 
 from keras_zoo import _validate
 from keras_zoo._lazy import lazy_names
-from keras_zoo.experiments._common import SIZES, ResultTable
 
 # name -> module that defines the function of that name (imported on first use: TensorFlow loads
 # only when an experiment actually runs). Module names differ from function names so that importing
@@ -74,4 +73,7 @@ def run_experiment(name: str, *, size: str = "default", plot_dir: str | None = N
     return get_experiment(name)(size=size, plot_dir=plot_dir, seed=seed, **kwargs)
 
 
-__getattr__, __dir__ = lazy_names(__name__, {**EXPERIMENTS, **_HELPERS}, globals())
+# The shared helpers too: `keras-zoo --help` lists the experiment names without importing them.
+_COMMON = {"SIZES": "keras_zoo.experiments._common", "ResultTable": "keras_zoo.experiments._common"}
+
+__getattr__, __dir__ = lazy_names(__name__, {**EXPERIMENTS, **_HELPERS, **_COMMON}, globals())
