@@ -17,7 +17,7 @@ from keras import ops
 from keras_zoo import _validate
 from keras_zoo.models._custom_step import ObjectiveStepModel, serialize
 from keras_zoo.models.simclr import augmenter, registry_encoder
-from keras_zoo.registry import Float, Int, register_model
+from keras_zoo.registry import Choice, Float, Int, register_model
 
 ROTATIONS = 4  # 0, 90, 180, 270 degrees
 
@@ -121,15 +121,22 @@ def rotation_head(feature_dim: int, width: int, dropout: float) -> keras.Model:
 @register_model(family="rotation", task="pretext", input_shape=(28, 28, 1), recipe="rotation",
                 test_input_shape=(8, 8, 1),
                 search_space={"head_width": Int(32, 256, step=32), "dropout": Float(0.0, 0.5),
-                              "crop": Float(0.0, 0.5), "translate": Float(0.0, 0.3)})
+                              "crop": Float(0.0, 0.5), "translate": Float(0.0, 0.3),
+                              "grid": Choice((2, 4))})
 def rotation(input_shape, encoder="cnn_small", encoder_options=None, head_width=128, dropout=0.1,
-             crop=0.2, translate=0.15, jitter=0.0, blur=0.0, seed=None):
-    """Rotation-prediction pretext task (Gidaris et al. 2018): a registry encoder names 0/90/180/270 degrees."""
+             crop=0.2, translate=0.15, jitter=0.0, blur=0.0, grid=4, seed=None):
+    """Rotation-prediction pretext task (Gidaris et al. 2018): a registry encoder names 0/90/180/270 degrees.
+
+    The representation (and the head's input) is the encoder's last feature maps before spatial
+    pooling, averaged to a ``grid x grid`` layout (None: globally pooled): which way is up is a
+    question of where strokes are, and a global average throws that away. Measured on `digits`
+    (README, "Clustering, future prediction, pretext tasks and hard negatives").
+    """
     head_width = _validate.positive_int("head_width", head_width)
     dropout = _validate.rate("dropout", dropout)
     if len(input_shape) != 3 or input_shape[0] != input_shape[1]:
         raise ValueError(f"rotation needs square images (H == W); got input_shape {tuple(input_shape)}")
-    backbone = registry_encoder(encoder, input_shape, encoder_options)
+    backbone = registry_encoder(encoder, input_shape, encoder_options, grid=grid)
     head = rotation_head(int(backbone.outputs[0].shape[-1]), head_width, dropout)
     views = (augmenter(input_shape, crop=crop, translate=translate, jitter=jitter, blur=blur, seed=seed)
              if crop or translate or jitter or blur else None)

@@ -186,13 +186,17 @@ class SimCLR(ObjectiveStepModel):
 # --------------------------------------------------------------------------- builders
 
 
-def registry_encoder(name: str, input_shape, options=None) -> keras.Model:
-    """A registered classifier cut at its pooled-feature layer ``"pool"``.
+def registry_encoder(name: str, input_shape, options=None, grid: int | None = None) -> keras.Model:
+    """A registered classifier cut at its pooled-feature layer ``"pool"``, or with `grid`, at its
+    last feature maps before any spatial pooling, averaged to a ``grid x grid`` layout and flattened
+    (features that keep where things are, as the rotation-pretext paper probes them).
 
     Args:
         name: a classifier in the registry (``"cnn_small"``, ``"resnet20"``...).
         input_shape: image shape.
         options: builder overrides of that classifier (``{"width": 64}``).
+        grid: None for the globally pooled features; a positive int for ``grid * grid * channels``
+            spatial features (an adaptive average pool of the last unpooled maps).
 
     Raises:
         ValueError: `name` is not a classifier, or it has no layer named ``"pool"``.
@@ -214,7 +218,30 @@ def registry_encoder(name: str, input_shape, options=None) -> keras.Model:
         raise ValueError(
             f"encoder {name!r} has no layer named 'pool' (the globally pooled features SimCLR "
             f"trains); classifiers in keras_zoo name that layer 'pool'") from None
-    return keras.Model(classifier.input, pool.output, name="encoder")
+    if grid is None:
+        return keras.Model(classifier.input, pool.output, name="encoder")
+    grid = _validate.positive_int("grid", grid)
+    maps = _unpooled_maps(classifier, pool)
+    if maps.shape[1] < grid or maps.shape[2] < grid:
+        raise ValueError(f"grid={grid} is finer than {name!r}'s last feature maps "
+                         f"({maps.shape[1]}x{maps.shape[2]} for input {tuple(input_shape)}); "
+                         f"use grid <= {min(maps.shape[1], maps.shape[2])}")
+    x = keras.layers.AdaptiveAveragePooling2D((grid, grid), name="grid_pool")(maps)
+    return keras.Model(classifier.input, keras.layers.Flatten(name="grid_features")(x), name="encoder")
+
+
+_SPATIAL_POOLING = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)
+
+
+def _unpooled_maps(model, pool):
+    """The feature maps `pool` reads, followed back past the pooling layers just before it."""
+    producers = {id(layer.output): layer for layer in model.layers}
+    maps = pool.input
+    layer = producers.get(id(maps))
+    while isinstance(layer, _SPATIAL_POOLING):
+        maps = layer.input
+        layer = producers.get(id(maps))
+    return maps
 
 
 def augmenter(input_shape, crop=0.5, translate=0.2, flip=False, jitter=0.4, blur=0.5, seed=None,
