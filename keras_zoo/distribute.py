@@ -83,8 +83,32 @@ def resolve_strategy(strategy):
     if strategy == "mirrored":
         return tf.distribute.MirroredStrategy()
     if _MULTI_WORKER is None:
-        _MULTI_WORKER = tf.distribute.MultiWorkerMirroredStrategy()
+        _MULTI_WORKER = _multi_worker_class()()
     return _MULTI_WORKER
+
+
+def _multi_worker_class():
+    import tensorflow as tf
+
+    class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+        """`tf.distribute.MultiWorkerMirroredStrategy` whose `reduce` takes what Keras 3 gives it.
+
+        Keras 3's `fit` on a multi-worker cluster (keras-team/keras#20585) reduces the first batch,
+        ``(x, y)``, in one call, which the collective strategy refuses, and reduces each step's
+        scalar logs along axis 0, which a scalar lacks. Here a nest is reduced one value at a time
+        (in the same order on every worker) and a scalar across the replicas only.
+        """
+
+        def reduce(self, reduce_op, value, axis):
+            if isinstance(value, (tuple, list, dict)):
+                return tf.nest.map_structure(lambda v: self.reduce(reduce_op, v, axis), value)
+            local = self.experimental_local_results(value)[0] if isinstance(
+                value, tf.distribute.DistributedValues) else value
+            if axis is not None and getattr(local, "shape", None) is not None and local.shape.rank == 0:
+                axis = None
+            return super().reduce(reduce_op, value, axis)
+
+    return MultiWorkerMirroredStrategy
 
 
 def scope(strategy):

@@ -226,6 +226,13 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
         history = model.fit(splits.train, validation_data=splits.validation, epochs=recipe.epochs,
                             callbacks=run_callbacks, verbose=verbose,
                             shuffle=False)  # the pipeline shuffles (seeded) itself
+    except tf.errors.UnavailableError as err:
+        if spread.workers < 2:
+            raise
+        raise RuntimeError(
+            f"a worker of the cluster stopped ({str(err).strip().splitlines()[0][:200]}); start the same "
+            f"command again on every machine: each resumes from its backup of the last finished epoch "
+            f"(the chief's in {os.path.join(run_dir, 'backup')})") from err
     finally:
         distribute.restore_batch_norm(synchronized)
     seconds = time.perf_counter() - started

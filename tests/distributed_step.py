@@ -1,6 +1,7 @@
 """One training step of every registered model on one device and on two replicas (run as a script).
 
-Run by tests/test_distribute.py in a subprocess of its own: the two logical CPU devices must be
+Usage: ``distributed_step.py small|large|MODEL...``. Run by tests/test_distribute.py in a subprocess of
+its own: the two logical CPU devices must be
 configured before TensorFlow starts, which the test process has long done. For each model it
 prints one JSON line: the loss of one step on a fixed global batch of 8 examples on one device, the
 loss of the same step under a 2-replica `MirroredStrategy` (4 examples per replica, through
@@ -20,6 +21,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -42,16 +44,29 @@ sys.path.insert(0, os.path.dirname(__file__))
 from generic import fixed_batch  # noqa: E402
 
 
+_STEP = threading.local()  # the batch size of the step this thread (replica) is running
+
+
 def _pattern(shape, low, high, dtype):
-    """Deterministic "random" values in [low, high) that differ from example to example: element k
-    of the global batch gets the same value on one device and on the replica that holds it (the
-    first axis is the batch; each replica holds an equal, consecutive share of it)."""
+    """Deterministic "random" values in [low, high).
+
+    A draw with one row per example of the step's batch (a GAN's noise, a VAE's posterior sample,
+    an augmentation of the images) differs from row to row, and example k of the global batch
+    gets the same value on one device and on the replica that holds it (each holds an equal,
+    consecutive share). Any other draw (IIC augments its batch repeated, in an order that differs
+    with the batch's size) is the same for every row.
+    """
     shape = tf.convert_to_tensor(shape, tf.int32)
-    count = tf.reduce_prod(shape)
-    index = tf.cast(tf.range(count), tf.float32)
-    context = tf.distribute.get_replica_context()
-    if context is not None and context.num_replicas_in_sync > 1 and shape.shape[0]:
-        index += tf.cast(context.replica_id_in_sync_group * count, tf.float32)
+    rows = getattr(_STEP, "batch", None)
+    per_row = tf.reduce_prod(shape[1:]) if shape.shape[0] else tf.constant(1)
+    index = tf.range(tf.reduce_prod(shape))
+    if shape.shape[0] and rows is not None and int(shape[0]) == rows:
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            index += context.replica_id_in_sync_group * rows * per_row
+    else:
+        index = index % per_row
+    index = tf.cast(index, tf.float32)
     fraction = tf.math.floormod(index * 0.6180339887 + 0.123, 1.0)
     return tf.cast(tf.reshape(low + (high - low) * fraction, shape), dtype or "float32")
 
@@ -90,6 +105,13 @@ def one_step(name, strategy, batch=8):
         model = keras_zoo.create_model(name, input_shape=shape)
         recipe.compile(model)
     model.run_eagerly = True  # one step: tracing would cost more than it saves
+    step = model.train_step
+
+    def train_step(data):
+        _STEP.batch = int(tf.shape(tf.nest.flatten(data)[0])[0])
+        return step(data)
+
+    model.train_step = train_step
     x, y = fixed_batch(spec, model, shape, batch=batch)
     x = x[:batch]
     data = tf.data.Dataset.from_tensor_slices((x, y[:batch]) if y is not None else x).batch(batch)
@@ -134,5 +156,22 @@ def train_under(strategy):
                       "accuracy": result.metrics["accuracy"], "synchronized_left": left}), flush=True)
 
 
+def group(which: str) -> list:
+    """The registered models of one group: ``"large"`` those whose smallest test shape is still
+    32 pixels or more on a side (the ImageNet architectures: their eager steps cost seconds each),
+    ``"small"`` all the others."""
+    names = []
+    for name in keras_zoo.list_models():
+        shape = factory.get_spec(name).small_input_shape()
+        large = len(shape) == 3 and min(shape[:2]) >= 32
+        if large == (which == "large"):
+            names.append(name)
+    return names
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:] or keras_zoo.list_models(), train_too=not sys.argv[1:])
+    # ``small`` / ``large``: a group (``small`` also runs `train_under`); else model names.
+    if sys.argv[1:] in (["small"], ["large"]):
+        main(group(sys.argv[1]), train_too=sys.argv[1] == "small")
+    else:
+        main(sys.argv[1:], train_too=False)

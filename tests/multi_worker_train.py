@@ -43,6 +43,6 @@ if kill_after:
     callbacks.append(KillOnce(kill_after, os.path.normpath(run_dir) + f".killed-{index}"))
 result = keras_zoo.train("cnn_small", "digits", epochs=epochs, run_dir=run_dir, seed=0, verbose=0,
                          strategy=None if index == "single" else "multi_worker", callbacks=callbacks,
-                         width=8)
+                         width=16)
 print(json.dumps({"index": index, "metrics": result.metrics, "history": result.history,
                   "distribution": result.summary["distribution"]}), flush=True)
