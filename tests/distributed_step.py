@@ -1,6 +1,6 @@
 """One training step of every registered model on one device and on two replicas (run as a script).
 
-Usage: ``distributed_step.py small|large|MODEL...``. Run by tests/test_distribute.py in a subprocess of
+Usage: ``distributed_step.py first|rest|MODEL...``. Run by tests/test_distribute.py in a subprocess of
 its own: the two logical CPU devices must be
 configured before TensorFlow starts, which the test process has long done. For each model it
 prints one JSON line: the loss of one step on a fixed global batch of 8 examples on one device, the
@@ -154,24 +154,38 @@ def train_under(strategy):
             written = json.load(f)
     print(json.dumps({"distribution": written["distribution"], "recipe_learning_rate": recipe.learning_rate,
                       "accuracy": result.metrics["accuracy"], "synchronized_left": left}), flush=True)
+    # A tuning trial: the hypermodel builds its model in the strategy's scope and trains under it.
+    import keras_tuner
+
+    from keras_zoo.tuning.hypermodel import ZooHyperModel
+
+    hypermodel = ZooHyperModel("cnn_small", "digits", epochs=1, strategy=strategy)
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    with tempfile.TemporaryDirectory() as run_dir:
+        scores = hypermodel.fit(hp, model, run_dir=run_dir)
+        with open(os.path.join(run_dir, "metrics.json")) as f:
+            replicas = json.load(f)["distribution"]["replicas"]
+    print(json.dumps({"trial": scores, "replicas": replicas}), flush=True)
 
 
 def group(which: str) -> list:
-    """The registered models of one group: ``"large"`` those whose smallest test shape is still
-    32 pixels or more on a side (the ImageNet architectures: their eager steps cost seconds each),
-    ``"small"`` all the others."""
-    names = []
-    for name in keras_zoo.list_models():
-        shape = factory.get_spec(name).small_input_shape()
-        large = len(shape) == 3 and min(shape[:2]) >= 32
-        if large == (which == "large"):
-            names.append(name)
-    return names
+    """The registered models of one group. ``"first"``: for each recipe (each way of training:
+    a compiled loss, or one of the custom training steps), the model with the smallest test input
+    (by name on a tie); ``"rest"``: all the others. Every model is in exactly one group."""
+    chosen = {}
+    for name in sorted(keras_zoo.list_models()):
+        spec = factory.get_spec(name)
+        size = int(np.prod(spec.small_input_shape()))
+        if spec.recipe not in chosen or size < chosen[spec.recipe][0]:
+            chosen[spec.recipe] = (size, name)
+    first = sorted(name for _, name in chosen.values())
+    return first if which == "first" else sorted(set(keras_zoo.list_models()) - set(first))
 
 
 if __name__ == "__main__":
-    # ``small`` / ``large``: a group (``small`` also runs `train_under`); else model names.
-    if sys.argv[1:] in (["small"], ["large"]):
-        main(group(sys.argv[1]), train_too=sys.argv[1] == "small")
+    # ``first`` / ``rest``: a group (``rest`` also runs `train_under`); else model names.
+    if sys.argv[1:] in (["first"], ["rest"]):
+        main(group(sys.argv[1]), train_too=sys.argv[1] == "rest")
     else:
         main(sys.argv[1:], train_too=False)

@@ -93,10 +93,11 @@ def _two_replica_steps(which):
 
 
 @pytest.fixture(scope="module")
-def two_replica_steps():
-    """One subprocess: the step of every model of the "small" group on 1 device and on 2 replicas,
-    then a short `train` under MirroredStrategy with per-replica batches and linear LR scaling."""
-    return _two_replica_steps("small")
+def rest_of_the_models():
+    """One subprocess: the step of every model not in the "first" group on 1 device and on 2
+    replicas, then a short `train` under MirroredStrategy with per-replica batches and linear LR
+    scaling."""
+    return _two_replica_steps("rest")
 
 
 def _check_steps(records, which):
@@ -117,17 +118,18 @@ def _check_steps(records, which):
         assert r["weights_apart"] <= 0.05 * r["weights_moved"], (name, r)
 
 
-def test_every_small_model_takes_the_same_step_on_two_replicas_as_on_one_device(two_replica_steps):
-    _check_steps(two_replica_steps, "small")
+def test_one_model_of_each_recipe_takes_the_same_step_on_two_replicas_as_on_one_device():
+    _check_steps(_two_replica_steps("first"), "first")
 
 
 @pytest.mark.slow
-def test_every_large_model_takes_the_same_step_on_two_replicas_as_on_one_device():
-    _check_steps(_two_replica_steps("large"), "large")
+def test_every_other_model_takes_the_same_step_on_two_replicas_as_on_one_device(rest_of_the_models):
+    _check_steps(rest_of_the_models, "rest")
 
 
-def test_train_under_mirrored_records_global_batch_and_scaled_learning_rate(two_replica_steps):
-    (record,) = [r for r in two_replica_steps if "distribution" in r]
+@pytest.mark.slow
+def test_train_under_mirrored_records_global_batch_and_scaled_learning_rate(rest_of_the_models):
+    (record,) = [r for r in rest_of_the_models if "distribution" in r]
     assert record["distribution"] == {
         "strategy": "mirrored", "replicas": 2, "workers": 1, "batch_semantics": "per_replica",
         "global_batch_size": 64, "per_replica_batch_size": 32, "lr_scaling": "linear",
@@ -135,6 +137,13 @@ def test_train_under_mirrored_records_global_batch_and_scaled_learning_rate(two_
     assert record["accuracy"] > 0.5
     # Saved as one device would save it: batch-norm layers not left synchronized.
     assert record["synchronized_left"] == 0
+
+
+@pytest.mark.slow
+def test_a_tuning_trial_builds_and_trains_under_the_strategy(rest_of_the_models):
+    (record,) = [r for r in rest_of_the_models if "trial" in r]
+    assert record["replicas"] == 2
+    assert np.isfinite(record["trial"]["val_loss"]) and record["trial"]["test_accuracy"] > 0.3
 
 
 # === Two worker processes on 127.0.0.1 ===
