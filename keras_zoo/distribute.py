@@ -238,7 +238,7 @@ def _all_layers(model):
             continue
         seen.add(id(layer))
         yield layer
-        stack.extend(getattr(layer, "_layers", None) or [])
+        stack.extend(getattr(layer, "layers", None) or [])
         # Sub-models held as attributes (a GAN's generator, SimCLR's encoder) are tracked layers.
         stack.extend(v for v in vars(layer).values() if _is_layer(v))
 
