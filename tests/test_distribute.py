@@ -40,8 +40,9 @@ def _json_lines(text):
 # === Names and batch semantics (no devices needed) ===
 
 def test_a_bad_strategy_name_is_refused_naming_it_and_the_accepted_ones():
-    with pytest.raises(ValueError, match=r"'mirorred'.*|.*mirrored.*multi_worker.*'mirorred'"):
+    with pytest.raises(ValueError) as raised:
         distribute.check_strategy("mirorred")
+    assert all(word in str(raised.value) for word in ("'mirorred'", "'mirrored'", "'multi_worker'"))
     with pytest.raises(ValueError, match="tf.distribute.Strategy"):
         distribute.check_strategy(3)
 
