@@ -273,7 +273,8 @@ def cmd_tune(args) -> int:
             args.name, args.data, tuner=args.tuner, max_trials=args.max_trials,
             objective=args.objective, directory=args.out, epochs=args.epochs, seed=args.seed,
             recipe=args.recipe, save_preset=args.save_preset, overwrite=args.overwrite,
-            data_options=_data_options(args), verbose=2 if args.verbose else 1)
+            data_options=_data_options(args), verbose=2 if args.verbose else 1,
+            strategy=args.distribute)
     except KeyboardInterrupt:
         print("keras-zoo: tuning interrupted; run the same command again to resume", file=sys.stderr)
         return 130
@@ -595,6 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="save the best trial as a preset: `create_model`/`keras-zoo train PRESET` rebuild it")
     p.add_argument("--json", metavar="PATH", help="also write the result (best, default, trials) as JSON")
     p.add_argument("--verbose", action="store_true", help="print every epoch")
+    _add_distribute(p)
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("predict", help="classify, segment or reconstruct image files")

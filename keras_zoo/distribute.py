@@ -25,8 +25,11 @@ import tempfile
 STRATEGIES = ("mirrored", "multi_worker")
 LR_SCALINGS = ("none", "linear")
 
-# A process can join one multi-worker cluster only (the collective runtime is configured once).
-_MULTI_WORKER = None
+# One strategy per name and process: a process joins one multi-worker cluster only (the collective
+# runtime is configured once), and two MirroredStrategy objects over the same devices would number
+# their collective operations independently, so a second one (a second `train` call) could pair
+# its replicas' operations wrongly.
+_STRATEGIES: dict = {}
 
 
 def check_strategy(strategy):
@@ -74,17 +77,15 @@ def cluster_config() -> dict:
 
 def resolve_strategy(strategy):
     """A `tf.distribute.Strategy` for `strategy` (see `check_strategy`), or None for None."""
-    global _MULTI_WORKER
     strategy = check_strategy(strategy)
     if strategy is None or not isinstance(strategy, str):
         return strategy
     import tensorflow as tf
 
-    if strategy == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if _MULTI_WORKER is None:
-        _MULTI_WORKER = _multi_worker_class()()
-    return _MULTI_WORKER
+    if strategy not in _STRATEGIES:
+        _STRATEGIES[strategy] = (tf.distribute.MirroredStrategy() if strategy == "mirrored"
+                                 else _multi_worker_class()())
+    return _STRATEGIES[strategy]
 
 
 def _multi_worker_class():

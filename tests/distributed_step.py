@@ -154,19 +154,17 @@ def train_under(strategy):
             written = json.load(f)
     print(json.dumps({"distribution": written["distribution"], "recipe_learning_rate": recipe.learning_rate,
                       "accuracy": result.metrics["accuracy"], "synchronized_left": left}), flush=True)
-    # A tuning trial: the hypermodel builds its model in the strategy's scope and trains under it.
-    import keras_tuner
-
-    from keras_zoo.tuning.hypermodel import ZooHyperModel
-
-    hypermodel = ZooHyperModel("cnn_small", "digits", epochs=1, strategy=strategy)
-    hp = keras_tuner.HyperParameters()
-    model = hypermodel.build(hp)
-    with tempfile.TemporaryDirectory() as run_dir:
-        scores = hypermodel.fit(hp, model, run_dir=run_dir)
-        with open(os.path.join(run_dir, "metrics.json")) as f:
+    # A search of one trial (the default configuration) built and trained under the strategy,
+    # after the `train` above in the same process.
+    with tempfile.TemporaryDirectory() as directory:
+        searched = keras_zoo.tune("cnn_small", "digits", max_trials=1, epochs=1, directory=directory,
+                                  strategy=strategy, verbose=0)
+        (run,) = [os.path.join(root, "metrics.json") for root, _, files in os.walk(directory)
+                  if "metrics.json" in files]
+        with open(run) as f:
             replicas = json.load(f)["distribution"]["replicas"]
-    print(json.dumps({"trial": scores, "replicas": replicas}), flush=True)
+    print(json.dumps({"trial": {"score": searched.best_score, **searched.best_test}, "replicas": replicas}),
+          flush=True)
 
 
 def group(which: str) -> list:
