@@ -181,7 +181,7 @@ def cmd_train(args) -> int:
         args.name, args.data, recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, run_dir=out, seed=args.seed, export=not args.no_export,
         data_options=_data_options(args), verbose=1 if sys.stderr.isatty() else 2,
-        **_validate.assignments(args.set))
+        strategy=args.distribute, **_validate.assignments(args.set))
     summary = result.summary
     print(f"held-out (test split, {result.info.num_examples['test']} examples) after "
           f"{summary['epochs_run']} epochs in {summary['train_seconds']:.1f} s:")
@@ -254,7 +254,7 @@ def cmd_finetune(args) -> int:
         base, args.data, epochs=args.epochs, fine_tune_epochs=args.fine_tune_epochs,
         unfreeze=args.unfreeze, learning_rate=args.learning_rate, batch_size=args.batch_size,
         seed=args.seed, run_dir=out, export=not args.no_export, data_options=_data_options(args),
-        verbose=1 if sys.stderr.isatty() else 2, trust=args.trust)
+        verbose=1 if sys.stderr.isatty() else 2, trust=args.trust, strategy=args.distribute)
     print(f"fine-tuned {result.base} on {len(result.class_names)} classes {result.class_names}")
     for phase in result.phases:
         print(f"  phase {phase['name']}: {phase['epochs_run']} epochs, held-out accuracy "
@@ -277,7 +277,8 @@ def cmd_tune(args) -> int:
             args.name, args.data, tuner=args.tuner, max_trials=args.max_trials,
             objective=args.objective, directory=args.out, epochs=args.epochs, seed=args.seed,
             recipe=args.recipe, save_preset=args.save_preset, overwrite=args.overwrite,
-            data_options=_data_options(args), verbose=2 if args.verbose else 1)
+            data_options=_data_options(args), verbose=2 if args.verbose else 1,
+            strategy=args.distribute)
     except KeyboardInterrupt:
         print("keras-zoo: tuning interrupted; run the same command again to resume", file=sys.stderr)
         return 130
@@ -527,6 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--color-mode", choices=("grayscale", "rgb"))
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model override, repeatable")
     p.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
+    _add_distribute(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="metrics of a trained model on a data split")
@@ -570,6 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
     p.add_argument("--trust", action="store_true",
                    help="run a SavedModel without valid keras_zoo metadata (see README, Security model)")
+    _add_distribute(p)
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser(
@@ -597,6 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="save the best trial as a preset: `create_model`/`keras-zoo train PRESET` rebuild it")
     p.add_argument("--json", metavar="PATH", help="also write the result (best, default, trials) as JSON")
     p.add_argument("--verbose", action="store_true", help="print every epoch")
+    _add_distribute(p)
     p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("predict", help="classify, segment or reconstruct image files")
@@ -688,6 +692,13 @@ def _one_line(err: BaseException) -> str:
     if not isinstance(err, (KeyError, ValueError, OSError, FloatingPointError)):
         text = f"{type(err).__name__}: {text}"
     return text
+
+
+def _add_distribute(parser) -> None:
+    parser.add_argument("--distribute", choices=("mirrored", "multi_worker"),
+                        help="train under a tf.distribute strategy: mirrored (every local GPU, or the CPU) "
+                             "or multi_worker (the cluster in TF_CONFIG; the chief writes the run "
+                             "directory). The batch size stays the global batch")
 
 
 def main(argv=None) -> int:

@@ -3,7 +3,8 @@
 One run directory holds everything a run leaves behind: `model.keras` (best weights), `best.keras`
 (written during training), `metrics.json` (held-out metrics), `curves.png`, `log.csv`,
 `tensorboard/`, `backup/` while the run is unfinished (so the same command resumes it), and `export/`
-when asked for.
+when asked for. Under a multi-worker strategy the chief alone writes it; the other workers keep
+their files in a temporary directory of their own, removed when the run ends.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 import keras
 import tensorflow as tf
 
-from keras_zoo import factory, registry, weights
+from keras_zoo import distribute, factory, registry, weights
 from keras_zoo._io import atomic_path, atomic_write_text
 from keras_zoo.data import Splits, load_splits
 from keras_zoo.data.corruptions import make_corruption
@@ -133,6 +134,15 @@ def _build(model_or_name, spec, recipe: Recipe, info, model_overrides: dict):
     return build_for_data(spec, info, recipe, model_overrides)
 
 
+def _check_strategy(model, strategy) -> None:
+    """Refuse a model built outside the strategy's scope (its variables would live on one device)."""
+    if strategy is not None and model.weights and not strategy.extended.variable_created_in_scope(
+            getattr(model.weights[0], "value", model.weights[0])):
+        raise ValueError(f"model {model.name!r} was built outside the scope of the {type(strategy).__name__} "
+                         "it is to train under: build it inside `with strategy.scope():` and pass that "
+                         "strategy object as strategy=")
+
+
 def _check_class_count(model, info, recipe) -> None:
     """Refuse data with more classes than the model has outputs, before `fit` (where the error
     would come from inside the loss, naming no class)."""
@@ -148,7 +158,7 @@ def _check_class_count(model, info, recipe) -> None:
 def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
           batch_size: int | None = None, learning_rate: float | None = None,
           run_dir: str | None = None, seed: int = 0, export: bool = False, resume: bool = True,
-          callbacks=(), data_options: dict | None = None, verbose="auto",
+          callbacks=(), data_options: dict | None = None, verbose="auto", strategy=None,
           **model_overrides) -> TrainResult:
     """Train a registered model (or a built one) on a data source with a recipe.
 
@@ -166,6 +176,11 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
         resume: keep a backup each epoch and resume from it (``BackupAndRestore``).
         callbacks: extra Keras callbacks.
         data_options: extra keyword arguments for `load_splits` (``image_size``, ``color_mode``...).
+        strategy: ``"mirrored"`` (every local GPU, or the CPU), ``"multi_worker"`` (the cluster in
+            ``TF_CONFIG``) or a `tf.distribute.Strategy`: the model is built, compiled and trained
+            under it. The recipe's ``batch_size`` is the global batch unless it sets
+            ``batch_per_replica``; ``metrics.json`` records the split (``distribution``). A built
+            `keras.Model` must have been built inside ``strategy.scope()``.
         **model_overrides: builder arguments (``width=64``, ``dropout=0.1``...).
 
     Returns:
@@ -175,6 +190,8 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
         >>> result = keras_zoo.train("cnn_small", "digits", epochs=20)
         >>> result.metrics["accuracy"]
     """
+    # First: a multi-worker strategy must exist before TensorFlow starts its runtime.
+    strategy = distribute.resolve_strategy(strategy)
     spec, recipe = _resolve(model_or_name, recipe)
     changes = {k: v for k, v in
                {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}.items()
@@ -185,25 +202,46 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
         registry.validate_request(spec, **model_overrides)
     name = spec.name if spec else model_or_name.name
     run_dir = run_dir or os.path.join("runs", f"{name}-{_slug(getattr(data, 'info', data) if isinstance(data, Splits) else data)}")
-    os.makedirs(run_dir, exist_ok=True)
+    spread = distribute.distribution(strategy, recipe.batch_size, recipe.learning_rate,
+                                     recipe.batch_per_replica, recipe.lr_scaling)
+    # What runs: the pipeline's batch is the global batch, the learning rate the scaled one.
+    run_recipe = recipe.replace(batch_size=spread.global_batch_size, learning_rate=spread.learning_rate)
+    chief = distribute.is_chief(strategy)
+    if chief:
+        os.makedirs(run_dir, exist_ok=True)
+    out_dir = distribute.work_dir(run_dir, strategy)
+    os.makedirs(out_dir, exist_ok=True)
 
     keras.utils.set_random_seed(seed)
-    splits = _load_data(data, recipe, seed, data_options)
+    splits = distribute.shard_splits(_load_data(data, run_recipe, seed, data_options), strategy)
     info = splits.info
-    model = _build(model_or_name, spec, recipe, info, model_overrides)
-    _check_class_count(model, info, recipe)
-    recipe.compile(model, steps_per_epoch=recipe.steps_per_epoch(info.num_examples["train"]))
+    with distribute.scope(strategy):
+        model = _build(model_or_name, spec, run_recipe, info, model_overrides)
+        _check_strategy(model, strategy)
+        _check_class_count(model, info, recipe)
+        run_recipe.compile(model, steps_per_epoch=run_recipe.steps_per_epoch(info.num_examples["train"]))
+    synchronized = distribute.synchronize_batch_norm(model) if spread.replicas > 1 else []
 
-    run_callbacks = default_callbacks(run_dir, recipe, resume=resume) + list(callbacks)
+    run_callbacks = default_callbacks(out_dir, recipe, resume=resume) + list(callbacks)
     started = time.perf_counter()
-    history = model.fit(splits.train, validation_data=splits.validation, epochs=recipe.epochs,
-                        callbacks=run_callbacks, verbose=verbose,
-                        shuffle=False)  # the pipeline shuffles (seeded) itself
+    try:
+        history = model.fit(splits.train, validation_data=splits.validation, epochs=recipe.epochs,
+                            callbacks=run_callbacks, verbose=verbose,
+                            shuffle=False)  # the pipeline shuffles (seeded) itself
+    except tf.errors.UnavailableError as err:
+        if spread.workers < 2:
+            raise
+        raise RuntimeError(
+            f"a worker of the cluster stopped ({str(err).strip().splitlines()[0][:200]}); start the same "
+            f"command again on every machine: each resumes from its backup of the last finished epoch "
+            f"(the chief's in {os.path.join(run_dir, 'backup')})") from err
+    finally:
+        distribute.restore_batch_norm(synchronized)
     seconds = time.perf_counter() - started
     guard = next(c for c in run_callbacks if isinstance(c, NanGuard))
     if guard.diverged_at is not None:
         epoch, batch, loss = guard.diverged_at
-        best = os.path.join(run_dir, "best.keras")
+        best = os.path.join(out_dir, "best.keras")
         kept = f"the last good checkpoint is {best}" if os.path.exists(best) else "no checkpoint was written yet"
         raise FloatingPointError(
             f"training of {name!r} stopped: the loss became {loss} at epoch {epoch + 1}, batch {batch}; "
@@ -211,8 +249,6 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
 
     metrics = {k: float(v) for k, v in
                model.evaluate(splits.test, return_dict=True, verbose=0).items()}
-    with atomic_path(os.path.join(run_dir, "model.keras"), suffix=".keras") as tmp:
-        model.save(tmp)
     hist = {k: [float(x) for x in v] for k, v in history.history.items()}
     summary = {
         "model": name,
@@ -224,6 +260,7 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
         "input_shape": list(info.input_shape),
         "class_names": list(info.class_names),
         "num_examples": info.num_examples,
+        "distribution": spread.to_dict(),
         "epochs_run": len(history.epoch),
         "train_seconds": round(seconds, 2),
         "test": metrics,
@@ -231,6 +268,11 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
         "tensorflow_version": tf.__version__,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+    if not chief:
+        distribute.remove_work_dir(run_dir, out_dir)
+        return TrainResult(model, hist, metrics, run_dir, info, None, summary)
+    with atomic_path(os.path.join(run_dir, "model.keras"), suffix=".keras") as tmp:
+        model.save(tmp)
     atomic_write_text(os.path.join(run_dir, "metrics.json"), json.dumps(summary, indent=2, default=str) + "\n")
     if hist:
         plot_history(hist, os.path.join(run_dir, "curves.png"), title=f"{name} on {info.name}")

@@ -28,7 +28,7 @@ import os
 import keras
 import numpy as np
 
-from keras_zoo import _validate, factory, imagenet, weights
+from keras_zoo import _validate, distribute, factory, imagenet, weights
 from keras_zoo._io import atomic_path, atomic_write_text
 from keras_zoo.export import load_export
 from keras_zoo.models import layers as zoo_layers
@@ -262,7 +262,7 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
              fine_tune_learning_rate: float | None = None, batch_size: int = 32, head_dropout: float = 0.2,
              early_stopping_patience: int | None = 10, augment=(), seed: int = 0,
              run_dir: str | None = None, export: bool = False, data_options: dict | None = None,
-             verbose="auto", trust: bool = False) -> FinetuneResult:
+             verbose="auto", trust: bool = False, strategy=None) -> FinetuneResult:
     """Fine-tune a pretrained model on new classes (Keras's two-phase transfer-learning recipe).
 
     Args:
@@ -290,6 +290,9 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
         data_options: extra `load_splits` arguments (``image_size``, ``color_mode``, fractions...).
         trust: let a SavedModel without valid keras_zoo metadata past the provenance check (a
             SavedModel itself cannot be fine-tuned; the check runs so that one is never executed).
+        strategy: a `tf.distribute` strategy or its name (see `keras_zoo.train`): the pretrained
+            model is restored, extended and compiled inside its scope; ``batch_size`` is the
+            global batch. Under a multi-worker strategy the chief alone writes `run_dir`.
 
     Returns:
         A `FinetuneResult`.
@@ -302,6 +305,8 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
     from keras_zoo.recipes import Recipe
     from keras_zoo.training import train
 
+    # First: a multi-worker strategy must exist before TensorFlow starts its runtime.
+    strategy = distribute.resolve_strategy(strategy)
     unfreeze = _check_unfreeze(unfreeze)
     epochs = _validate.positive_int("epochs", epochs)
     batch_size = _validate.positive_int("batch_size", batch_size)
@@ -325,33 +330,36 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
     elif num_classes != info.num_classes:
         raise ValueError(f"num_classes={num_classes} but the data {info.name!r} has {info.num_classes} "
                          f"classes {list(info.class_names)}")
-    base, label, contract = _load_base(name_or_model, pretrained, info.input_shape)
-    shrink = weights.shrink_factor(contract["shape"], info.input_shape)
-    if shrink > 2:
-        log.warning("finetune: %s was trained on %s images; the data's %s images are shrunk %.1fx inside "
-                    "the model and lose detail (tags of %s: %s)", label,
-                    "x".join(map(str, contract["shape"][:2])), "x".join(map(str, info.input_shape[:2])),
-                    shrink, label.split(":")[0], ", ".join(_tags_with_sizes(label.split(":")[0])))
-    adapters, notes = _adapters(info.input_shape, info.value_range, contract, label)
-    for note in notes:
-        log.warning("finetune: %s", note)
+    with distribute.scope(strategy):
+        base, label, contract = _load_base(name_or_model, pretrained, info.input_shape)
+        shrink = weights.shrink_factor(contract["shape"], info.input_shape)
+        if shrink > 2:
+            log.warning("finetune: %s was trained on %s images; the data's %s images are shrunk %.1fx inside "
+                        "the model and lose detail (tags of %s: %s)", label,
+                        "x".join(map(str, contract["shape"][:2])), "x".join(map(str, info.input_shape[:2])),
+                        shrink, label.split(":")[0], ", ".join(_tags_with_sizes(label.split(":")[0])))
+        adapters, notes = _adapters(info.input_shape, info.value_range, contract, label)
+        for note in notes:
+            log.warning("finetune: %s", note)
 
-    # === Model: adapters -> frozen backbone (inference mode) -> new head ===
-    keras.utils.set_random_seed(seed)
-    backbone = _backbone(base, label, task)
-    backbone.trainable = False
-    inputs = keras.Input(shape=tuple(info.input_shape), name="inputs")
-    features = backbone(_apply(adapters, inputs), training=False)
-    if task == "segmentation":
-        resized = tuple(info.input_shape[:2]) != tuple(contract["shape"][:2])
-        outputs = _segmentation_head(features, num_classes, head_dropout,
-                                     tuple(info.input_shape[:2]) if resized else None)
-    else:
-        outputs = zoo_layers.classification_head(features, num_classes, dropout=head_dropout)
-    model = keras.Model(inputs, outputs, name=f"{label.split(':')[0]}_finetuned")
+        # === Model: adapters -> frozen backbone (inference mode) -> new head ===
+        keras.utils.set_random_seed(seed)
+        backbone = _backbone(base, label, task)
+        backbone.trainable = False
+        inputs = keras.Input(shape=tuple(info.input_shape), name="inputs")
+        features = backbone(_apply(adapters, inputs), training=False)
+        if task == "segmentation":
+            resized = tuple(info.input_shape[:2]) != tuple(contract["shape"][:2])
+            outputs = _segmentation_head(features, num_classes, head_dropout,
+                                         tuple(info.input_shape[:2]) if resized else None)
+        else:
+            outputs = zoo_layers.classification_head(features, num_classes, dropout=head_dropout)
+        model = keras.Model(inputs, outputs, name=f"{label.split(':')[0]}_finetuned")
 
     run_dir = run_dir or os.path.join("runs", f"{label.replace(':', '-')}-finetune")
-    os.makedirs(run_dir, exist_ok=True)
+    chief = distribute.is_chief(strategy)
+    if chief:
+        os.makedirs(run_dir, exist_ok=True)
     common = dict(targets=targets, optimizer="adam", batch_size=batch_size, monitor="val_loss",
                   monitor_mode="min", early_stopping_patience=early_stopping_patience)
     phases, histories = [], []
@@ -359,7 +367,7 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
     head = Recipe(name="finetune-head", description="new head, backbone frozen", learning_rate=learning_rate,
                   schedule="cosine", epochs=epochs, **common)
     result = train(model, splits, recipe=head, seed=seed, run_dir=os.path.join(run_dir, "phase1-head"),
-                   resume=False, verbose=verbose)
+                   resume=False, verbose=verbose, strategy=strategy)
     phases.append({"name": "head", "epochs_run": len(next(iter(result.history.values()), [])),
                    "learning_rate": learning_rate, "trainable_weights": len(model.trainable_weights),
                    "test": result.metrics})
@@ -372,7 +380,8 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
                       learning_rate=fine_tune_learning_rate, schedule="constant", epochs=fine_tune_epochs,
                       **common)
         result = train(model, splits, recipe=tune, seed=seed + 1,
-                       run_dir=os.path.join(run_dir, "phase2-unfrozen"), resume=False, verbose=verbose)
+                       run_dir=os.path.join(run_dir, "phase2-unfrozen"), resume=False, verbose=verbose,
+                       strategy=strategy)
         phases.append({"name": "unfrozen", "unfrozen_layers": unfrozen,
                        "epochs_run": len(next(iter(result.history.values()), [])),
                        "learning_rate": fine_tune_learning_rate,
@@ -380,6 +389,10 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
         histories.append(result.history)
 
     class_names = [str(c) for c in info.class_names]
+    if not chief:
+        return FinetuneResult(model=model, metrics=result.metrics, phases=phases, history=histories,
+                              class_names=class_names, adaptations=notes, base=label, run_dir=run_dir,
+                              info=info, export_path=None)
     with atomic_path(os.path.join(run_dir, "model.keras"), suffix=".keras") as tmp:
         model.save(tmp)
     out_task = "segmentation" if task == "segmentation" else "classification"
@@ -396,6 +409,7 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
         "phases": phases,
         "test": result.metrics,
         "seed": seed,
+        "distribution": result.summary.get("distribution"),
         "keras_version": keras.__version__,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -6,12 +6,16 @@ graph from an `Input` through its sub-models), so it has `inputs`, a `call()`, a
 saves, reloads and exports like any registry model. What they share lives here: `compile` with
 the single `optimizer=` a recipe passes, optimizer variables created at compile time (so a
 backup or a `.keras` file restores the optimizer state before the first step), and the compile
-config that lets `keras.saving.load_model` recompile them.
+config that lets `keras.saving.load_model` recompile them, and `_minimise`, which under a
+`tf.distribute` strategy scales each replica's gradients so that their sum (Keras's optimizer
+all-reduces them) is the gradient of the mean loss over the global batch.
 """
 
 from __future__ import annotations
 
 import keras
+
+from keras_zoo import distribute
 
 
 def serialize(obj) -> dict:
@@ -70,6 +74,16 @@ class CustomStepModel(keras.Model):
         self.compile(**config)
 
     @staticmethod
+    def _minimise(optimizer, tape, loss, variables) -> None:
+        """One `optimizer` step on `variables` down the gradient of `loss` (a mean over this
+        replica's examples), scaled by 1 / replicas under a strategy (see `distribute.scale_loss`)."""
+        gradients = tape.gradient(loss, variables)
+        factor = distribute.scale_loss(1.0)
+        if factor != 1.0:
+            gradients = [None if g is None else g * factor for g in gradients]
+        optimizer.apply(gradients, variables)
+
+    @staticmethod
     def _unpack(data):
         """(inputs, targets or None) from whatever the pipeline yields: x, (x,), (x, y), (x, y, w)."""
         x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -99,8 +113,7 @@ class ObjectiveStepModel(CustomStepModel):
         with tf.GradientTape() as tape:
             values = self._objective(x, training=True)
             objective = values[0] + sum(self.losses, 0.0)
-        variables = self.trainable_variables
-        self.optimizer.apply(tape.gradient(objective, variables), variables)
+        self._minimise(self.optimizer, tape, objective, self.trainable_variables)
         return self._track(values)
 
     def test_step(self, data):

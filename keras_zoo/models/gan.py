@@ -106,9 +106,6 @@ class GAN(CustomStepModel):
             config["d_optimizer"] = serialize(self.d_optimizer)
         return config
 
-    def _apply(self, optimizer, tape, loss, variables):
-        optimizer.apply(tape.gradient(loss, variables), variables)
-
     # === Config ===
 
     def get_config(self):
@@ -152,11 +149,11 @@ class DCGAN(GAN):
         batch = ops.shape(real)[0]
         with tf.GradientTape() as tape:
             d_loss, real_logits, fake_logits = self._adversarial_losses(real, training=True)
-        self._apply(self.d_optimizer, tape, d_loss, self.discriminator.trainable_variables)
+        self._minimise(self.d_optimizer, tape, d_loss, self.discriminator.trainable_variables)
         with tf.GradientTape() as tape:
             fake = self.generator(self._noise(batch), training=True)
             g_loss = self._bce(1.0, self.discriminator(fake, training=True))
-        self._apply(self.optimizer, tape, g_loss, self.generator.trainable_variables)
+        self._minimise(self.optimizer, tape, g_loss, self.generator.trainable_variables)
         self._record(d_loss, g_loss, real_logits, fake_logits)
         return self._results()
 
@@ -213,11 +210,11 @@ class WGANGP(GAN):
                 fake, distance, _ = self._critic_terms(real, training=True)
                 penalty = self.gradient_penalty(real, ops.cast(fake, "float32"))
                 c_loss = -distance + self.gp_weight * penalty
-            self._apply(self.d_optimizer, tape, c_loss, self.discriminator.trainable_variables)
+            self._minimise(self.d_optimizer, tape, c_loss, self.discriminator.trainable_variables)
         with tf.GradientTape() as tape:
             fake = self.generator(self._noise(ops.shape(real)[0]), training=True)
             g_loss = -ops.mean(ops.cast(self.discriminator(fake, training=True), "float32"))
-        self._apply(self.optimizer, tape, g_loss, self.generator.trainable_variables)
+        self._minimise(self.optimizer, tape, g_loss, self.generator.trainable_variables)
         self._record(c_loss, g_loss, distance, penalty)
         return self._results()
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_zoo import _validate
+from keras_zoo import _validate, distribute
 from keras_zoo.models._custom_step import ObjectiveStepModel, serialize
 from keras_zoo.models.simclr import augmenter, registry_encoder
 from keras_zoo.registry import Float, Int, register_model
@@ -39,8 +39,9 @@ def iic_loss(p_a, p_b, entropy_weight: float = 1.0, eps: float = 1e-8):
         ``-log K`` (every cluster equally used, assignments certain and invariant).
     """
     p_a, p_b = ops.cast(p_a, "float32"), ops.cast(p_b, "float32")
-    n = ops.cast(ops.shape(p_a)[0], "float32")
-    joint = ops.matmul(ops.transpose(p_a), p_b) / n
+    # Under a strategy the joint is the global batch's: summed over the replicas (differentiably).
+    n = distribute.all_reduce_sum(ops.cast(ops.shape(p_a)[0], "float32"))
+    joint = distribute.all_reduce_sum(ops.matmul(ops.transpose(p_a), p_b)) / n
     joint = ops.maximum((joint + ops.transpose(joint)) / 2.0, eps)
     joint = joint / ops.sum(joint)
     p_i = ops.sum(joint, axis=1, keepdims=True)

@@ -15,10 +15,32 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_zoo import _validate, registry
+from keras_zoo import _validate, distribute, registry
 from keras_zoo.models import layers
 from keras_zoo.models._custom_step import ObjectiveStepModel, serialize
 from keras_zoo.registry import Float, Int, register_model
+
+
+def _pair_logits(z_a, z_b, temperature: float):
+    """Cosine-similarity logits of this replica's 2n views (anchors) against every view of the
+    global batch (candidates), with each anchor's own column and its positive's.
+
+    Under a `tf.distribute` strategy the candidates are gathered from all replicas, so a replica's
+    anchors meet the same 2N - 2 negatives as on one device with the global batch of N images.
+
+    Returns:
+        ``(logits (2n, 2N), positives (2n,), self_mask (2n, 2N))``.
+    """
+    z_a = ops.normalize(ops.cast(z_a, "float32"), axis=-1)
+    z_b = ops.normalize(ops.cast(z_b, "float32"), axis=-1)
+    all_a, all_b = distribute.gather(z_a), distribute.gather(z_b)
+    n, total = ops.shape(z_a)[0], ops.shape(all_a)[0]
+    rows = distribute.replica_offset(n) + ops.arange(n)
+    logits = ops.matmul(ops.concatenate([z_a, z_b], axis=0),
+                        ops.transpose(ops.concatenate([all_a, all_b], axis=0))) / temperature
+    own = ops.concatenate([rows, total + rows], axis=0)
+    positives = ops.concatenate([total + rows, rows], axis=0)
+    return logits, positives, ops.one_hot(own, 2 * total, dtype="float32")
 
 
 def nt_xent(z_a, z_b, temperature: float):
@@ -30,16 +52,13 @@ def nt_xent(z_a, z_b, temperature: float):
 
     Returns:
         ``(loss, accuracy)``: the mean cross-entropy over the 2N anchors, and the fraction of anchors
-        whose most similar other view is their positive.
+        whose most similar other view is their positive. Under a strategy: over this replica's
+        anchors, against the negatives of every replica.
     """
-    z = ops.concatenate([ops.cast(z_a, "float32"), ops.cast(z_b, "float32")], axis=0)
-    z = ops.normalize(z, axis=-1)
-    n = ops.shape(z_a)[0]
-    logits = ops.matmul(z, ops.transpose(z)) / temperature
-    # An anchor is never its own candidate: push the diagonal to -inf (a large finite value keeps
+    logits, positives, own = _pair_logits(z_a, z_b, temperature)
+    # An anchor is never its own candidate: push its column to -inf (a large finite value keeps
     # the softmax NaN-free).
-    logits = logits - 1e9 * ops.eye(2 * n, dtype="float32")
-    positives = ops.concatenate([ops.arange(n, 2 * n), ops.arange(0, n)], axis=0)
+    logits = logits - 1e9 * own
     loss = ops.mean(ops.sparse_categorical_crossentropy(positives, logits, from_logits=True))
     accuracy = ops.mean(ops.cast(ops.equal(ops.argmax(logits, axis=-1), positives), "float32"))
     return loss, accuracy
@@ -58,20 +77,16 @@ def hard_negative_nt_xent(z_a, z_b, temperature: float, beta: float = 0.0, tau_p
     Returns:
         ``(loss, accuracy)`` as `nt_xent`.
     """
-    z = ops.normalize(ops.concatenate([ops.cast(z_a, "float32"), ops.cast(z_b, "float32")], axis=0),
-                      axis=-1)
-    n = ops.shape(z_a)[0]
-    logits = ops.matmul(z, ops.transpose(z)) / temperature
-    positives = ops.concatenate([ops.arange(n, 2 * n), ops.arange(0, n)], axis=0)
-    positive_mask = ops.one_hot(positives, 2 * n, dtype="float32")
-    negative_mask = 1.0 - ops.eye(2 * n, dtype="float32") - positive_mask
+    logits, positives, own = _pair_logits(z_a, z_b, temperature)
+    positive_mask = ops.one_hot(positives, ops.shape(logits)[1], dtype="float32")
+    negative_mask = 1.0 - own - positive_mask
     positive_logit = ops.sum(logits * positive_mask, axis=-1)
     masked = ops.where(negative_mask > 0, logits, -1e9)
     # Work relative to each row's largest logit, so no exponential overflows at small temperatures.
     top = ops.stop_gradient(ops.maximum(ops.max(masked, axis=-1), positive_logit))
     negatives = ops.exp(masked - top[:, None]) * negative_mask
     positive = ops.exp(positive_logit - top)
-    count = ops.cast(2 * n - 2, "float32")
+    count = ops.cast(ops.shape(logits)[1] - 2, "float32")
     if beta:
         weights = ops.exp(beta * (masked - top[:, None])) * negative_mask
         weights = weights * count / ops.sum(weights, axis=-1, keepdims=True)
@@ -81,8 +96,7 @@ def hard_negative_nt_xent(z_a, z_b, temperature: float, beta: float = 0.0, tau_p
         denominator = (denominator - tau_plus * count * positive) / (1.0 - tau_plus)
         denominator = ops.maximum(denominator, count * ops.exp(-1.0 / temperature - top))
     loss = ops.mean(ops.log(positive + denominator) - ops.log(positive))
-    accuracy = ops.mean(ops.cast(ops.equal(
-        ops.argmax(logits - 1e9 * ops.eye(2 * n, dtype="float32"), axis=-1), positives), "float32"))
+    accuracy = ops.mean(ops.cast(ops.equal(ops.argmax(logits - 1e9 * own, axis=-1), positives), "float32"))
     return loss, accuracy
 
 

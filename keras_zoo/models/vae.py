@@ -240,8 +240,7 @@ class VariationalAutoencoder(CustomStepModel):
             nll, kl = self.loss_terms(x, y, training=True)
             # Weight penalties of the sub-models, if any were configured, join the objective.
             objective = ops.mean(nll + self.beta * kl) + sum(self.losses, 0.0)
-        variables = self.trainable_variables
-        self.optimizer.apply(tape.gradient(objective, variables), variables)
+        self._minimise(self.optimizer, tape, objective, self.trainable_variables)
         self._update(nll, kl)
         return self._results()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from keras_zoo import _validate
+from keras_zoo import _validate, distribute
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine")
@@ -50,6 +50,11 @@ class Recipe:
     # === Schedule of the run ===
     batch_size: int = 64
     epochs: int = 30
+    # === Several devices (see keras_zoo.distribute.Distribution) ===
+    # False: batch_size is the global batch, split over the replicas; True: each replica's.
+    batch_per_replica: bool = False
+    # "linear": learning_rate times the number of replicas; "none": as written.
+    lr_scaling: str = "none"
     early_stopping_patience: int | None = 8
     # === Data ===
     augment: tuple = ()
@@ -73,6 +78,9 @@ class Recipe:
         _validate.positive_int("warmup_epochs", self.warmup_epochs, minimum=0)
         _validate.one_of("monitor_mode", self.monitor_mode, ("min", "max"))
         _validate.one_of("precision", self.precision, PRECISIONS)
+        _validate.one_of("lr_scaling", self.lr_scaling, distribute.LR_SCALINGS)
+        if not isinstance(self.batch_per_replica, bool):
+            raise ValueError(f"batch_per_replica must be True or False, got {self.batch_per_replica!r}")
         if self.early_stopping_patience is not None:
             _validate.positive_int("early_stopping_patience", self.early_stopping_patience)
         if self.clipnorm is not None:

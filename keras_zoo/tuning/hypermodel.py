@@ -13,7 +13,7 @@ import math
 import keras
 import keras_tuner as kt
 
-from keras_zoo import factory
+from keras_zoo import distribute, factory
 from keras_zoo.recipes import get_recipe
 from keras_zoo.training import build_for_data
 from keras_zoo.tuning import space as space_module
@@ -34,6 +34,8 @@ class ZooHyperModel(kt.HyperModel):
         seed: seeds the split, the shuffling and every trial's initial weights.
         data_options: extra `load_splits` arguments (``image_size``, ``color_mode`` ...).
         verbose: Keras `fit` verbosity inside each trial.
+        strategy: a `tf.distribute` strategy or its name (see `keras_zoo.train`): each trial's
+            model is built and trained under it.
 
     Example:
         >>> hm = ZooHyperModel("cnn_small")
@@ -43,7 +45,7 @@ class ZooHyperModel(kt.HyperModel):
     def __init__(self, name: str, data=None, *, recipe=None, space: dict | None = None,
                  objective: str | None = None, direction: str | None = None,
                  epochs: int | None = None, seed: int = 0, data_options: dict | None = None,
-                 verbose=0):
+                 verbose=0, strategy=None):
         super().__init__(name=name, tunable=True)
         self.spec = factory.get_spec(name)
         self.recipe = get_recipe(recipe if recipe is not None else self.spec.recipe)
@@ -55,6 +57,7 @@ class ZooHyperModel(kt.HyperModel):
         self.seed = seed
         self.data_options = dict(data_options or {})
         self.verbose = verbose
+        self.strategy = distribute.resolve_strategy(strategy)
         self._splits = {}
 
     # === The search space ===
@@ -80,10 +83,13 @@ class ZooHyperModel(kt.HyperModel):
 
         if self.data is None:
             raise ValueError(f"ZooHyperModel({self.spec.name!r}) was made without data; pass data= to fit")
-        key = (recipe.batch_size, tuple(recipe.augment))
+        # Batched at the global batch the trial's recipe asks for under the strategy.
+        batch_size = distribute.distribution(self.strategy, recipe.batch_size, recipe.learning_rate,
+                                             recipe.batch_per_replica).global_batch_size
+        key = (batch_size, tuple(recipe.augment))
         if key not in self._splits:
             self._splits[key] = load_splits(
-                self.data, targets=recipe.targets, batch_size=recipe.batch_size,
+                self.data, targets=recipe.targets, batch_size=batch_size,
                 augment=recipe.augment, seed=self.seed, **self.data_options)
         return self._splits[key]
 
@@ -101,7 +107,8 @@ class ZooHyperModel(kt.HyperModel):
         keras.utils.set_random_seed(self.seed)
         # Uncompiled: `fit` trains through `keras_zoo.train`, which compiles it with the trial's
         # recipe and the data's steps per epoch (compiling here too would build the optimizer twice).
-        return build_for_data(self.spec, info, recipe, overrides)
+        with distribute.scope(self.strategy):
+            return build_for_data(self.spec, info, recipe, overrides)
 
     def fit(self, hp, model, *args, callbacks=(), run_dir=None, epochs=None, initial_epoch=0,
             **kwargs):
@@ -116,7 +123,7 @@ class ZooHyperModel(kt.HyperModel):
             epochs = self.epochs or recipe.epochs
         splits = self.splits(recipe)
         result = train(model, splits, recipe=recipe, epochs=epochs, run_dir=run_dir, seed=self.seed,
-                       callbacks=list(callbacks), verbose=self.verbose)
+                       callbacks=list(callbacks), verbose=self.verbose, strategy=self.strategy)
         history = result.history.get(self.objective)
         if not history:
             raise ValueError(f"training did not report {self.objective!r}; it reported "

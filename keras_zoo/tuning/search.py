@@ -24,7 +24,7 @@ import os
 import re
 import sys
 
-from keras_zoo import _validate, factory, registry
+from keras_zoo import _validate, distribute, factory, registry
 from keras_zoo._io import atomic_write_text
 from keras_zoo.recipes import get_recipe
 from keras_zoo import presets as presets_module
@@ -317,7 +317,7 @@ def tune(name: str, data, tuner: str = "random", max_trials: int = 10, objective
          directory: str | None = None, *, epochs: int | None = None, seed: int = 0,
          space: dict | None = None, recipe=None, save_preset: str | None = None,
          overwrite: bool = False, max_consecutive_failed_trials: int = 3, hyperband_factor: int = 3,
-         callbacks=(), data_options: dict | None = None, verbose: int = 1) -> TuneResult:
+         callbacks=(), data_options: dict | None = None, verbose: int = 1, strategy=None) -> TuneResult:
     """Search the hyperparameters of a registered model on a data source with KerasTuner.
 
     Args:
@@ -341,6 +341,8 @@ def tune(name: str, data, tuner: str = "random", max_trials: int = 10, objective
         callbacks: extra Keras callbacks for every trial.
         data_options: extra `load_splits` arguments (``image_size``, ``color_mode`` ...).
         verbose: 0 silent, 1 one report per trial, 2 also per epoch.
+        strategy: a `tf.distribute` strategy or its name (see `keras_zoo.train`) that every trial
+            builds and trains under (``"mirrored"``: a trial spans this machine's GPUs).
 
     Returns:
         A `TuneResult`: best hyperparameters and score, the default configuration's score, both
@@ -353,6 +355,7 @@ def tune(name: str, data, tuner: str = "random", max_trials: int = 10, objective
     """
     if tuner not in TUNERS:
         raise ValueError(f"unknown tuner {tuner!r}; accepted: {list(TUNERS)}")
+    distribute.check_strategy(strategy)
     max_trials = _validate.positive_int("max_trials", max_trials)
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
         raise ValueError(f"epochs must be an int >= 1 or None, got {epochs!r}")
@@ -379,7 +382,8 @@ def tune(name: str, data, tuner: str = "random", max_trials: int = 10, objective
                          f"set): point every process at a new directory instead of {directory!r}")
     hypermodel = ZooHyperModel(name, data, recipe=base_recipe, space=space, objective=metric,
                                direction=direction, epochs=epochs, seed=seed,
-                               data_options=data_options, verbose=2 if verbose >= 2 else 0)
+                               data_options=data_options, verbose=2 if verbose >= 2 else 0,
+                               strategy=strategy)
     kt_tuner = _make_tuner(tuner, hypermodel, metric, direction, max_trials,
                            epochs or base_recipe.epochs, seed, directory, overwrite,
                            max_consecutive_failed_trials, hyperband_factor)
