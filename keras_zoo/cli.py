@@ -233,19 +233,47 @@ def cmd_export(args) -> int:
 # --------------------------------------------------------------------------- finetune
 
 
+class _StderrHandler:
+    """The package's INFO lines on whatever `sys.stderr` is when they are written, for the length of
+    one command: the logger's level and handlers are put back afterwards, so a command run inside a
+    longer process (a notebook, a test) leaves no handler bound to a stream that has since closed."""
+
+    def __enter__(self):
+        import logging
+
+        class Handler(logging.StreamHandler):
+            @property
+            def stream(self):
+                return sys.stderr
+
+            @stream.setter
+            def stream(self, value):
+                pass
+
+        self.log = logging.getLogger("keras_zoo")
+        self.level = self.log.level
+        self.handler = Handler()
+        self.handler.setFormatter(logging.Formatter("%(message)s"))
+        self.log.setLevel(logging.INFO)
+        self.log.addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc):
+        self.log.removeHandler(self.handler)
+        self.log.setLevel(self.level)
+        return False
+
+
 def cmd_finetune(args) -> int:
-    import logging
-
-    import keras_zoo
-
     # The package's own progress lines only: TensorFlow's INFO logs (SavedModel "Assets written to"
     # its staging folder) are not for the user.
-    zoo_log = logging.getLogger("keras_zoo")
-    zoo_log.setLevel(logging.INFO)
-    if not zoo_log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        zoo_log.addHandler(handler)
+    with _StderrHandler():
+        return _finetune(args)
+
+
+def _finetune(args) -> int:
+    import keras_zoo
+
     base = args.name if not args.tag else f"{args.name}:{args.tag}"
     out = args.out or os.path.join(
         "runs", f"{base.replace(':', '-')}-{os.path.basename(os.path.normpath(args.data))}-finetune")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 
 import numpy as np
@@ -143,8 +144,12 @@ def test_cli_finetune_on_a_folder_of_pngs_gives_a_servable_export(tmp_path, caps
     out = tmp_path / "run"
     assert cli(["finetune", "cnn_small", "--tag", "digits-0to4", "--data", str(folder), "--epochs", "3",
                 "--fine-tune-epochs", "1", "--learning-rate", "0.003", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "fine-tuned cnn_small:digits-0to4 on 3 classes ['five', 'seven', 'six']" in printed
+    assert "finetune: starting from cnn_small:digits-0to4" in captured.err  # the package's progress lines
+    # The command leaves the process's logging as it found it (no handler bound to a closed stream).
+    assert logging.getLogger("keras_zoo").handlers == []
     export_root = out / "export" / "cnn_small_finetuned"
     assert (export_root / "1" / "saved_model.pb").exists()
 
