@@ -301,22 +301,6 @@ def all_reduce_sum(value):
 
 # === Data ===
 
-def shard_by(dataset, policy: str):
-    """`dataset` with its auto-shard policy for a multi-worker strategy set to ``"data"`` (every
-    worker reads everything and keeps its share of the batches: in-memory sources) or ``"file"``
-    (each worker reads its own files) or ``"off"`` (the pipeline already shards itself)."""
-    import tensorflow as tf
-
-    policies = {"data": tf.data.experimental.AutoShardPolicy.DATA,
-                "file": tf.data.experimental.AutoShardPolicy.FILE,
-                "off": tf.data.experimental.AutoShardPolicy.OFF}
-    if policy not in policies:
-        raise ValueError(f"shard policy must be one of {list(policies)}, got {policy!r}")
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = policies[policy]
-    return dataset.with_options(options)
-
-
 def shard_splits(splits, strategy):
     """`splits` (a `keras_zoo.data.Splits`) made ready for `strategy`'s workers.
 
@@ -327,5 +311,9 @@ def shard_splits(splits, strategy):
     """
     if task_of(strategy)[2] < 2:
         return splits
-    return dataclasses.replace(splits, **{split: shard_by(getattr(splits, split), "data")
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataclasses.replace(splits, **{split: getattr(splits, split).with_options(options)
                                           for split in ("train", "validation", "test")})

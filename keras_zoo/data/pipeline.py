@@ -188,21 +188,25 @@ def _finish(ds, split, count, request, batch_size, layers, corruption, restore):
     if corruption is None:
         ds = ds.batch(batch_size)
         if layers:  # train only: one fresh (2,) seed per batch per epoch, the same sequence for the same seed
-            seeds = tf.data.Dataset.random(seed=request.seed, rerandomize_each_iteration=True).batch(2)
-            ds = tf.data.Dataset.zip(ds, seeds).map(finalise, num_parallel_calls=_AUTOTUNE, deterministic=True)
+            ds = tf.data.Dataset.zip(ds, _epoch_seeds(request.seed)).map(
+                finalise, num_parallel_calls=_AUTOTUNE, deterministic=True)
         else:
             ds = ds.map(lambda ex: finalise(ex, None), num_parallel_calls=_AUTOTUNE, deterministic=True)
         return ds.prefetch(_AUTOTUNE)
     if training:
         # One fresh (2,) seed per example per epoch, the same sequence for the same seed.
-        seeds = tf.data.Dataset.random(seed=request.seed, rerandomize_each_iteration=True).batch(2)
-        ds = tf.data.Dataset.zip(ds, seeds)
+        ds = tf.data.Dataset.zip(ds, _epoch_seeds(request.seed))
     else:
         # Fixed per example: derived from the seed, the split and the example's position.
         base = tf.constant([request.seed, SPLITS.index(split)], tf.int64)
         ds = ds.enumerate().map(lambda i, ex: (ex, tf.random.experimental.stateless_fold_in(base, i)))
     ds = ds.map(finalise, num_parallel_calls=_AUTOTUNE, deterministic=True)
     return ds.batch(batch_size).prefetch(_AUTOTUNE)
+
+
+def _epoch_seeds(seed: int):
+    """An endless dataset of (2,) int64 seeds: the same sequence for the same `seed`, new each epoch."""
+    return tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
 
 
 def _finaliser(targets, layers, corruption, restore):
