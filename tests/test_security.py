@@ -259,6 +259,46 @@ def test_the_folder_scan_reads_headers_without_decoding_pixels(tmp_path, monkeyp
     assert decoded == [str(trailing)] and x.shape == (8, 8, 8, 1)
 
 
+@pytest.mark.parametrize("damage, reason", [
+    (lambda d: d[:-12], "the file ends before its IEND"),                       # IEND cut off
+    (lambda d: d[:37] + bytes([d[37] ^ 1]) + d[38:], "CRC mismatch"),  # a flipped bit in IDAT
+    (lambda d: d[:8] + d[33:], "no PNG header"),                       # IHDR removed
+    (lambda d: d[:33] + d[-12:], "no image data"),                     # IDAT removed
+])
+def test_the_png_chunk_walk_refuses_damaged_files_naming_them(tmp_path, damage, reason):
+    """Small PNGs are checked by the package's own chunk walk (large ones by PIL): every damaged
+    structure is refused at load, naming the file and what is wrong with it."""
+    root = _class_folder(tmp_path / "data")
+    path = root / "a" / "bad.png"
+    _png(path, value=9)
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(ValueError, match=rf"bad.png' is corrupt or truncated \({reason}"):
+        keras_zoo.load_splits(str(root))
+
+
+def test_a_png_over_a_mebibyte_is_checked_by_pil_and_loads(tmp_path):
+    from PIL import Image
+
+    root = _class_folder(tmp_path / "data", per_class=2)
+    noise = np.random.default_rng(0).integers(0, 255, (8, 8), dtype="uint8")
+    big = root / "a" / "big.png"
+    Image.fromarray(noise, mode="L").save(big, pnginfo=_text_chunk(1 << 20))
+    assert big.stat().st_size > 1 << 20
+    splits = keras_zoo.load_splits(str(root), validation_fraction=0.0, test_fraction=0.0, batch_size=16)
+    assert splits.info.num_examples["train"] == 5
+    big.write_bytes(big.read_bytes()[:-30])
+    with pytest.raises(ValueError, match=r"big.png' is corrupt or truncated"):
+        keras_zoo.load_splits(str(root))
+
+
+def _text_chunk(nbytes):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("padding", "x" * nbytes)
+    return info
+
+
 def test_an_empty_class_folder_is_reported_and_kept_out(tmp_path, caplog):
     root = _class_folder(tmp_path / "data")
     os.makedirs(root / "c_empty")
