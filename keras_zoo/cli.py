@@ -521,15 +521,51 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
+    def _get_formatter(self):
+        # argparse makes a formatter for every add_argument and sizes it with shutil, whose import
+        # (bz2, lzma) was a sixth of `keras-zoo list`'s start-up; the width comes from os directly.
+        return self.formatter_class(prog=self.prog, width=_terminal_columns() - 2)
 
-def build_parser() -> argparse.ArgumentParser:
+
+def _terminal_columns() -> int:
+    """The terminal's width as `shutil.get_terminal_size` gives it: $COLUMNS, the terminal, or 80."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+COMMANDS = ("list", "info", "train", "evaluate", "export", "finetune", "tune", "predict", "sample", "experiment")
+
+
+class _NotBuilt:
+    """Stands in for the parser of a command that is not on the command line: its options are not
+    built (argparse's add_argument is most of `keras-zoo list`'s own start-up)."""
+
+    def add_argument(self, *args, **kwargs):
+        pass
+
+    def set_defaults(self, **kwargs):
+        pass
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command-line parser; with `command` (one of `COMMANDS`) only that command's options are
+    built, which is all `parse_args` needs for a command line that starts with it."""
     parser = _Parser(
         prog="keras-zoo",
         description="Build, train, evaluate and export models from the keras_zoo registry.")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error (anywhere on the line)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("list", help="list registered models (no TensorFlow import)")
+    def add_command(name, **kwargs):
+        return subparsers.add_parser(name, **kwargs) if command in (None, name) else _NotBuilt()
+
+    p = add_command("list", help="list registered models (no TensorFlow import)")
     p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'cnn*'")
     p.add_argument("--family")
     p.add_argument("--task")
@@ -537,11 +573,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("info", help="details of one model")
+    p = add_command("info", help="details of one model")
     p.add_argument("name", help="a model name, or NAME:TAG for a shipped checkpoint's model card")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("train", help="train, evaluate on the held-out split, checkpoint and export")
+    p = add_command("train", help="train, evaluate on the held-out split, checkpoint and export")
     p.add_argument("name", help="registry name (for 28x28 images the recommended one is cnn_fast)")
     p.add_argument("--data", required=True,
                    help="built-in set (digits, shapes, moons, spirals), TFDS name or image folder")
@@ -559,7 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_distribute(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="metrics of a trained model on a data split")
+    p = add_command("evaluate", help="metrics of a trained model on a data split")
     p.add_argument("model", help=".keras file, run directory or a classifier's export directory")
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test", choices=("train", "validation", "test"))
@@ -570,7 +606,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run a SavedModel without valid keras_zoo metadata (see README, Security model)")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("export", help="export a trained model (SavedModel for TF Serving, ONNX or LiteRT)")
+    p = add_command("export", help="export a trained model (SavedModel for TF Serving, ONNX or LiteRT)")
     p.add_argument("model", help=".keras file or run directory")
     p.add_argument("--out", required=True, help="serving root; writes OUT/NAME/VERSION")
     p.add_argument("--version", type=int)
@@ -582,7 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the model's task when neither the registry nor the run's metrics.json knows it")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("finetune", help="new classes on a pretrained model; writes a servable export")
+    p = add_command("finetune", help="new classes on a pretrained model; writes a servable export")
     p.add_argument("name", help="model with shipped or ImageNet weights (see `list --pretrained`), or NAME:TAG")
     p.add_argument("--data", required=True, help="image folder with one sub-folder per class")
     p.add_argument("--tag", help="which shipped checkpoint (default: the model's default)")
@@ -603,7 +639,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_distribute(p)
     p.set_defaults(func=cmd_finetune)
 
-    p = sub.add_parser(
+    p = add_command(
         "tune", help="search hyperparameters with KerasTuner; optionally save the best as a preset",
         description="Search a model's hyperparameters (architecture and recipe knobs) on a data source. "
                     "The first trial is the default configuration. Rerun the same command to resume. "
@@ -631,7 +667,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_distribute(p)
     p.set_defaults(func=cmd_tune)
 
-    p = sub.add_parser("predict", help="classify, segment or reconstruct image files")
+    p = add_command("predict", help="classify, segment or reconstruct image files")
     p.add_argument("model", help="export directory (SavedModel, ONNX or LiteRT), .onnx or .tflite file, .keras "
                                  "file, run directory, or NAME[:TAG] with shipped weights")
     p.add_argument("images", nargs="+")
@@ -642,9 +678,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run a SavedModel without valid keras_zoo metadata (see README, Security model)")
     p.set_defaults(func=cmd_predict)
 
-    from keras_zoo.experiments import list_experiments  # a name table; imports no TensorFlow
-
-    p = sub.add_parser("sample", help="draw images from a VAE or GAN into a PNG grid")
+    p = add_command("sample", help="draw images from a VAE or GAN into a PNG grid")
     p.add_argument("model", help=".keras file, run directory, or NAME[:TAG] with shipped weights (dcgan:digits)")
     p.add_argument("--num", type=_positive_int, default=64, help="images to draw (default 64)")
     p.add_argument("--columns", type=_positive_int, default=8, help="images per row of the grid (default 8)")
@@ -652,8 +686,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="samples.png", help="the PNG to write (default ./samples.png)")
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("experiment", help="run a lecture experiment, print its table, save its plots")
-    p.add_argument("name", choices=list_experiments())
+    p = add_command("experiment", help="run a lecture experiment, print its table, save its plots")
+    if not isinstance(p, _NotBuilt):
+        from keras_zoo.experiments import list_experiments  # a name table; imports no TensorFlow
+
+        p.add_argument("name", choices=list_experiments())
     p.add_argument("--size", default="default", choices=("small", "default"),
                    help="small: seconds, for a quick look; default: the lecture figures")
     p.add_argument("--out", help="where plots and the JSON table go (default runs/experiment-NAME)")
@@ -735,7 +772,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv[0] if argv and argv[0] in COMMANDS else None).parse_args(argv)
     try:
         _check_names(args)
         if args.func not in _WITHOUT_TENSORFLOW:

@@ -41,6 +41,22 @@ def test_list_and_help_do_not_import_tensorflow(tmp_path):
     assert "train" in proc.stdout and "export" in proc.stdout
 
 
+@pytest.mark.parametrize("argv", [
+    ["list", "cnn*", "--json"], ["info", "cnn_small:digits"],
+    ["train", "cnn_fast", "--data", "digits", "--epochs", "2", "--set", "width=8", "--distribute", "mirrored"],
+    ["evaluate", "runs/x", "--data", "digits", "--split", "validation"],
+    ["export", "runs/x", "--out", "exports", "--format", "onnx"],
+    ["finetune", "cnn_small:mnist", "--data", "folder", "--fine-tune-epochs", "0"],
+    ["tune", "cnn_small", "--data", "digits", "--tuner", "hyperband", "--max-trials", "3"],
+    ["predict", "runs/x", "a.png", "b.png"], ["sample", "dcgan:digits", "--num", "16"],
+    ["experiment", "representations", "--size", "small"],
+])
+def test_a_command_parses_the_same_with_only_its_own_options_built(argv):
+    from keras_zoo import cli
+
+    assert cli.build_parser(argv[0]).parse_args(argv) == cli.build_parser().parse_args(argv)
+
+
 def test_list_filters_and_info(tmp_path):
     out = run(["list", "cnn*"], tmp_path).stdout
     assert "cnn_small" in out and "mlp_lecture" not in out
