@@ -42,8 +42,8 @@ def test_rotation_learns_to_name_the_rotation_and_refuses_non_square_images():
     probabilities = np.asarray(model.predict_rotation(turned, training=True))  # batch statistics
     assert probabilities.shape == (256, 4)
     assert np.mean(probabilities.argmax(-1) == np.asarray(labels)) > 0.5
-    # The representation keeps a 4x4 layout of the 16 maps the last max-pool would have halved.
-    assert model(images[:2]).shape == (2, 4 * 4 * 16)
+    # The representation keeps a 2x2 layout of the 16 maps the last max-pool would have halved.
+    assert model(images[:2]).shape == (2, 2 * 2 * 16)
     pooled = keras_zoo.create_model("rotation", input_shape=(8, 8, 1), encoder_options={"width": 8}, grid=None)
     assert pooled(images[:2]).shape == (2, 16)
     with pytest.raises(ValueError, match="square images"):

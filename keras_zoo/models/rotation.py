@@ -123,14 +123,17 @@ def rotation_head(feature_dim: int, width: int, dropout: float) -> keras.Model:
                 search_space={"head_width": Int(32, 256, step=32), "dropout": Float(0.0, 0.5),
                               "crop": Float(0.0, 0.5), "translate": Float(0.0, 0.3),
                               "grid": Choice((2, 4))})
-def rotation(input_shape, encoder="cnn_small", encoder_options=None, head_width=128, dropout=0.1,
-             crop=0.2, translate=0.15, jitter=0.0, blur=0.0, grid=4, seed=None):
+def rotation(input_shape, encoder="cnn_small", encoder_options=None, head_width=128, dropout=0.0,
+             crop=0.2, translate=0.15, jitter=0.0, blur=0.0, grid=2, seed=None):
     """Rotation-prediction pretext task (Gidaris et al. 2018): a registry encoder names 0/90/180/270 degrees.
 
     The representation (and the head's input) is the encoder's last feature maps before spatial
     pooling, averaged to a ``grid x grid`` layout (None: globally pooled): which way is up is a
-    question of where strokes are, and a global average throws that away. Measured on `digits`
-    (README, "Clustering, future prediction, pretext tasks and hard negatives").
+    question of where strokes are, and a global average throws that away. The defaults (a 2x2
+    grid, no dropout in the head) gave the best linear probe on `digits` against the same
+    network's random weights, +5.2 points with 10 labels per class; a 4x4 grid +4.5, with head
+    dropout 0.1 +4.7, with stronger crops and shifts +4.7, a wider encoder +1.2 (README,
+    "Clustering, future prediction, pretext tasks and hard negatives").
     """
     head_width = _validate.positive_int("head_width", head_width)
     dropout = _validate.rate("dropout", dropout)
