@@ -9,15 +9,16 @@ Targets:
   mnist        `cnn_small:mnist-0to4` (pretrained on real 28x28 MNIST digits 0-4) fine-tuned on real
                digits 5-9, through the command line exactly as a user types it (`--cli`): a folder of
                20 images per class (`train/`, from the MNIST test set's first 8,000 images) and every
-               5-9 of its last 2,000 (`test/`); `keras-zoo finetune cnn_small:mnist-0to4 --data DIR
-               --epochs 30 --fine-tune-epochs 10` against `keras-zoo train cnn_small --data DIR`.
+               5-9 of its last 2,000 (`test/`); `keras-zoo finetune cnn_small:mnist-0to4 --data DIR`
+               (its defaults: 30 head epochs, up to 30 fine-tuning epochs) against
+               `keras-zoo train cnn_small --data DIR`.
 
 Protocol (per seed): draw 20 images per target class for training; every other image of those
 classes is the held-out test set. No validation data beyond those 20 per class, so both arms train
 for a fixed number of epochs (no early stopping, nothing selected on held-out data). The scratch arm
 is `keras_zoo.train(MODEL, ...)` with the model's own recipe; the transfer arm is
-`keras_zoo.finetune(MODEL:TAG, ...)`: new head on the frozen backbone, then the whole backbone at a
-tenth of the learning rate.
+`keras_zoo.finetune(MODEL:TAG, ...)`: new head on the frozen backbone, then the whole backbone at the
+same learning rate.
 
     PYTHONPATH=. python benchmarks/bench_finetune.py --target shapes --models cnn_small
     PYTHONPATH=. python benchmarks/bench_finetune.py --target digits --models cnn_small mlp_lecture
@@ -159,8 +160,7 @@ def compare_cli(seeds, tag):
             data = os.path.join(tmp, "digits5to9")
             test_images = mnist_folder(data, seed)
             scratch = cli_accuracy(zoo + ["train", "cnn_small", "--data", data], os.path.join(tmp, "scratch"))
-            tuned = cli_accuracy(zoo + ["finetune", f"cnn_small:{tag}", "--data", data, "--epochs", "30",
-                                        "--fine-tune-epochs", "10"], os.path.join(tmp, "finetune"))
+            tuned = cli_accuracy(zoo + ["finetune", f"cnn_small:{tag}", "--data", data], os.path.join(tmp, "finetune"))
         run = {"seed": seed, "scratch_accuracy": round(scratch, 4), "finetuned_accuracy": round(tuned, 4),
                "test_examples": test_images}
         print(json.dumps(run), flush=True)
@@ -170,11 +170,13 @@ def compare_cli(seeds, tag):
     return {"cnn_small": {
         "pretrained": f"cnn_small:{tag}",
         "commands": [f"keras-zoo train cnn_small --data DIR",
-                     f"keras-zoo finetune cnn_small:{tag} --data DIR --epochs 30 --fine-tune-epochs 10"],
+                     f"keras-zoo finetune cnn_small:{tag} --data DIR"],
         "finetuned_accuracy": round(float(tuned.mean()), 4), "finetuned_accuracy_std": round(float(tuned.std()), 4),
         "scratch_accuracy": round(float(scratch.mean()), 4), "scratch_accuracy_std": round(float(scratch.std()), 4),
         "margin_points": round(float(np.mean(tuned - scratch) * 100), 2),
-        "bar_met": bool(np.mean(tuned - scratch) > 0), "runs": runs}}
+        "draws_won": f"{int(np.sum(tuned > scratch))} of {len(runs)}",
+        # the bar is per folder: fine-tuning must beat training from scratch on every draw
+        "bar_met": bool(np.all(tuned > scratch)), "runs": runs}}
 
 
 def main(argv=None):
