@@ -290,19 +290,24 @@ MIN_SECONDS = [2.0]  # each timing runs at least this long (0.5 s with --quick)
 
 
 def _rate(run_for, per_unit: int, units: int) -> float:
-    """Items/s in steady state: `run_for(n)` timed for n and 2n units (n grown until 2n takes at
-    least MIN_SECONDS), and the rate taken from the difference, so each call's fixed cost
-    (iterator, callbacks, first-batch tracing checks) cancels out."""
+    """Items/s in steady state: `run_for(n)` with n doubled until one call takes at least
+    MIN_SECONDS, then timed twice more at that n; the rate of the fastest of the two. (An earlier
+    version took the rate from the difference between n and 2n units to cancel each call's fixed
+    cost; when a one-time cost landed in the short call that difference collapsed and single
+    ratios came out at 0.0003 or 3x. A call's fixed cost, an iterator and the callbacks, is tens of
+    milliseconds against MIN_SECONDS, and the same for both sides of a ratio.)"""
     while True:
         start = time.perf_counter()
         run_for(units)
-        short = time.perf_counter() - start
-        start = time.perf_counter()
-        run_for(2 * units)
-        long = time.perf_counter() - start
-        if long >= MIN_SECONDS[0] and long > short:
-            return units * per_unit / (long - short)
+        if time.perf_counter() - start >= MIN_SECONDS[0]:
+            break
         units *= 2
+    best = float("inf")
+    for _ in range(2):
+        start = time.perf_counter()
+        run_for(units)
+        best = min(best, time.perf_counter() - start)
+    return units * per_unit / best
 
 
 def _train_ips(model, x, y, batch, steps) -> float:

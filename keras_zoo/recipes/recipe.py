@@ -156,6 +156,14 @@ class Recipe:
             num_classes = outputs[0].shape[-1] if outputs else None
             kwargs["metrics"] = [objectives.build_metric(m, num_classes=num_classes) for m in self.metrics]
         model.compile(**kwargs)
+        if self.loss is not None and model.built:
+            # Without a tf.distribute strategy Keras creates the optimizer's slot variables while
+            # it traces the first training step, where each variable is lifted out of the graph
+            # one by one; created here, eagerly, the first step of `cnn_fast` took 1.35-1.5 s
+            # instead of 2.3-2.8 s (four processes each). Keras's own train_step updates exactly
+            # `model.trainable_variables`; models with their own train_step (loss=None) are left
+            # to build theirs.
+            model.optimizer.build(model.trainable_variables)
         return model
 
     def steps_per_epoch(self, num_examples: int) -> int:
