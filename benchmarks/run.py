@@ -289,45 +289,56 @@ def matmul_peak(dtype: str, n: int = 2048, repeats: int = 8) -> float:
 MIN_SECONDS = [2.0]  # each timing runs at least this long (0.5 s with --quick)
 
 
-def _rate(run_for, per_unit: int, units: int) -> float:
-    """Items/s in steady state: `run_for(n)` with n doubled until one call takes at least
-    MIN_SECONDS, then timed twice more at that n; the rate of the fastest of the two. (An earlier
-    version took the rate from the difference between n and 2n units to cancel each call's fixed
-    cost; when a one-time cost landed in the short call that difference collapsed and single
-    ratios came out at 0.0003 or 3x. A call's fixed cost, an iterator and the callbacks, is tens of
-    milliseconds against MIN_SECONDS, and the same for both sides of a ratio.)"""
+def _units_for(run_for, units: int) -> int:
+    """The number of units (steps or passes) at which one `run_for` call takes >= MIN_SECONDS."""
     while True:
         start = time.perf_counter()
         run_for(units)
         if time.perf_counter() - start >= MIN_SECONDS[0]:
-            break
+            return units
         units *= 2
-    best = float("inf")
-    for _ in range(2):
-        start = time.perf_counter()
-        run_for(units)
-        best = min(best, time.perf_counter() - start)
-    return units * per_unit / best
 
 
-def _train_ips(model, x, y, batch, steps) -> float:
-    """Training img/s in steady state, after a 2-step warm-up."""
+def _paired_ratios(run_a, run_b, per_unit: int, units: int, rounds: int) -> dict:
+    """A against B, timed in turns (A B, B A, ...) on the same two built models: per round, the
+    rate of each side's faster of its two runs; returns both sides' rates and their ratio per round.
+
+    (Earlier versions rebuilt both models every round and took a rate from the difference between
+    n and 2n units: identical inference graphs then came out anywhere between 0.65x and 1.3x of each
+    other, the noise of minutes apart on a shared machine. Alternating short runs of models already
+    built and traced compares them under the same conditions.)"""
+    units = max(_units_for(run_a, units), _units_for(run_b, units))
+    rates = {"a": [], "b": []}
+    for r in range(rounds):
+        best = {"a": float("inf"), "b": float("inf")}
+        for i in range(4):
+            side = "ab"[(i + r) % 2]
+            start = time.perf_counter()
+            (run_a if side == "a" else run_b)(units)
+            best[side] = min(best[side], time.perf_counter() - start)
+        for side in "ab":
+            rates[side].append(units * per_unit / best[side])
+    return {"a": rates["a"], "b": rates["b"], "ratio": [a / b for a, b in zip(rates["a"], rates["b"])]}
+
+
+def _trainer(model, x, y, batch):
+    """`run_for(n)`: n training steps of `model.fit` on `x, y` (warmed up: traced and built)."""
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch, drop_remainder=True).repeat().prefetch(2)
     model.fit(ds, steps_per_epoch=2, epochs=1, verbose=0)
-    return _rate(lambda n: model.fit(ds, steps_per_epoch=n, epochs=1, verbose=0), batch, steps)
+    return lambda n: model.fit(ds, steps_per_epoch=n, epochs=1, verbose=0)
 
 
-def _infer_ips(model, x, batch) -> float:
-    """Inference img/s of `model.predict` over batches of `batch`, in steady state."""
+def _predictor(model, x, batch):
+    """`run_for(n)`: n passes of `model.predict` over `x` in batches of `batch` (warmed up)."""
     model.predict(x[:batch], batch_size=batch, verbose=0)
 
     def run_for(n):
         for _ in range(n):
             model.predict(x, batch_size=batch, verbose=0)
 
-    return _rate(run_for, len(x), 1)
+    return run_for
 
 
 def _fake_data(spec, recipe, shape, batch, steps, classes=10):
@@ -380,22 +391,19 @@ def p2(args, tmp: str) -> dict:
         shape = tuple(shape or spec.input_shape)
         batch = min(recipe.batch_size, 32 if shape[0] >= 64 else recipe.batch_size)
         x, y = _fake_data(spec, recipe, shape, batch, steps)
-        flops = None
-
-        def measure(plain):
-            nonlocal flops
-            model, _ = build(name, shape, plain)
-            flops = forward_flops(model)
-            return {"train": _train_ips(model, x, y, batch, steps), "infer": _infer_ips(model, x, batch)}
-
-        runs = interleave(args.rounds, {"recipe": lambda: measure(False), "plain": lambda: measure(True)})
+        recipe_model, _ = build(name, shape, False)
+        plain_model, _ = build(name, shape, True)
+        flops = forward_flops(recipe_model)
+        train = _paired_ratios(_trainer(recipe_model, x, y, batch), _trainer(plain_model, x, y, batch),
+                               batch, steps, args.rounds)
+        infer = _paired_ratios(_predictor(recipe_model, x, batch), _predictor(plain_model, x, batch),
+                               len(x), 1, args.rounds)
         per_model[name] = {
             "input_shape": list(shape), "batch": batch, "recipe": recipe.name,
             "forward_mflop": round(flops / 1e6, 2),
-            "train_ratio": summary([r["train"] / p["train"] for r, p in zip(runs["recipe"], runs["plain"])]),
-            "infer_ratio": summary([r["infer"] / p["infer"] for r, p in zip(runs["recipe"], runs["plain"])]),
-            "train_img_s": summary([r["train"] for r in runs["recipe"]]),
-            "train_gflops": summary([3 * flops * r["train"] / 1e9 for r in runs["recipe"]]),
+            "train_ratio": summary(train["ratio"]), "infer_ratio": summary(infer["ratio"]),
+            "train_img_s": summary(train["a"]), "plain_train_img_s": summary(train["b"]),
+            "train_gflops": summary([3 * flops * r / 1e9 for r in train["a"]]),
         }
     results["models"] = per_model
 
@@ -403,27 +411,22 @@ def p2(args, tmp: str) -> dict:
     shape, batch = (128, 128, 3), 16
     x, y = _fake_data(None, get_recipe("resnet"), shape, batch, steps)
 
-    def zoo50():
-        model, _ = build("resnet50", shape, False)
-        return {"train": _train_ips(model, x, y, batch, steps), "infer": _infer_ips(model, x, batch),
-                "flops": forward_flops(model)}
-
-    def keras50():
-        keras.utils.set_random_seed(0)
-        model = keras.applications.ResNet50(weights=None, input_shape=shape, classes=10)
-        model.compile(optimizer=get_recipe("resnet").build_optimizer(100), loss="sparse_categorical_crossentropy")
-        return {"train": _train_ips(model, x, y, batch, steps), "infer": _infer_ips(model, x, batch),
-                "flops": forward_flops(model)}
-
-    runs = interleave(args.rounds, {"resnet50": zoo50, "keras_resnet50": keras50})
+    zoo_model, _ = build("resnet50", shape, False)
+    keras.utils.set_random_seed(0)
+    keras_model = keras.applications.ResNet50(weights=None, input_shape=shape, classes=10)
+    keras_model.compile(optimizer=get_recipe("resnet").build_optimizer(100), loss="sparse_categorical_crossentropy")
+    flops = {"resnet50": forward_flops(zoo_model), "keras_resnet50": forward_flops(keras_model)}
+    train = _paired_ratios(_trainer(zoo_model, x, y, batch), _trainer(keras_model, x, y, batch), batch, steps,
+                           args.rounds)
+    infer = _paired_ratios(_predictor(zoo_model, x, batch), _predictor(keras_model, x, batch), len(x), 1,
+                           args.rounds)
     peak = results["peak_gflops"]["float32"]["median"]
     results["resnet50_128"] = {
-        "train_ratio": summary([a["train"] / b["train"] for a, b in zip(runs["resnet50"], runs["keras_resnet50"])]),
-        "infer_ratio": summary([a["infer"] / b["infer"] for a, b in zip(runs["resnet50"], runs["keras_resnet50"])]),
-        "forward_gflop": round(runs["resnet50"][0]["flops"] / 1e9, 3),
-        "keras_forward_gflop": round(runs["keras_resnet50"][0]["flops"] / 1e9, 3),
-        "train_gflops": summary([3 * a["flops"] * a["train"] / 1e9 for a in runs["resnet50"]]),
-        "train_fraction_of_fp32_peak": summary([3 * a["flops"] * a["train"] / 1e9 / peak for a in runs["resnet50"]]),
+        "train_ratio": summary(train["ratio"]), "infer_ratio": summary(infer["ratio"]),
+        "forward_gflop": round(flops["resnet50"] / 1e9, 3),
+        "keras_forward_gflop": round(flops["keras_resnet50"] / 1e9, 3),
+        "train_gflops": summary([3 * flops["resnet50"] * r / 1e9 for r in train["a"]]),
+        "train_fraction_of_fp32_peak": summary([3 * flops["resnet50"] * r / 1e9 / peak for r in train["a"]]),
     }
     results["met"] = bool(
         all(m["train_ratio"]["median"] >= 0.95 and m["infer_ratio"]["median"] >= 0.95 for m in per_model.values())
@@ -511,7 +514,14 @@ def _consumption_ips(name, shape, batch, steps) -> float:
     recipe = get_recipe(keras_zoo_spec_recipe(name))
     recipe.compile(model, steps_per_epoch=100)
     x, y = _fake_data(None, recipe, shape, batch, steps, classes)
-    return _train_ips(model, x, y, batch, steps)
+    run_for = _trainer(model, x, y, batch)
+    units = _units_for(run_for, steps)
+    best = float("inf")
+    for _ in range(2):
+        start = time.perf_counter()
+        run_for(units)
+        best = min(best, time.perf_counter() - start)
+    return units * batch / best
 
 
 def keras_zoo_spec_recipe(name):
@@ -619,7 +629,7 @@ def table_rows(results: dict) -> list:
     r = results.get("P1")
     if r and "skipped" not in r:
         rows.append(("P1", "time to 98 % test accuracy, `keras-zoo train cnn_fast --data` / hand-written",
-                     _fmt(r["time_to_target_ratio"]), "<= 0.5",
+                     _fmt(r["time_to_target_ratio"], 3), "<= 0.5",
                      (r["time_to_target_ratio"]["median"] or 1.0) <= 0.5))
         rows.append(("P1", "final test accuracy, cnn_fast (hand-written: " + _fmt(r["hand_final_accuracy"], 4) + ")",
                      _fmt(r["zoo_final_accuracy"], 4), ">= 0.988", r["zoo_final_accuracy"]["median"] >= 0.988))
