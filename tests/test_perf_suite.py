@@ -63,7 +63,7 @@ def test_readme_table_is_rewritten_between_the_markers_only(tmp_path):
     assert run.update_readme(_fake_results(), str(readme))
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith(f"{run.END}\noutro\n") and "old table" not in text
-    assert "| P1 | time to 98 %" in text and "0.40 (min 0.36) | <= 0.5 | yes |" in text
+    assert "| P1 | time to 98 %" in text and "0.400 (min 0.360) | <= 0.5 | yes |" in text
     assert "| P5 | `keras-zoo list` / `python -c pass` | 2.00 (min 1.80) | <= 1.5 | no |" in text
     assert "Test CPU" in text and "avx2" in text
     before = readme.read_text()
