@@ -289,14 +289,18 @@ def matmul_peak(dtype: str, n: int = 2048, repeats: int = 8) -> float:
 MIN_SECONDS = [2.0]  # each timing runs at least this long (0.5 s with --quick)
 
 
+def _seconds(run_for, units: int) -> float:
+    """Wall seconds of one `run_for(units)` call."""
+    start = time.perf_counter()
+    run_for(units)
+    return time.perf_counter() - start
+
+
 def _units_for(run_for, units: int) -> int:
     """The number of units (steps or passes) at which one `run_for` call takes >= MIN_SECONDS."""
-    while True:
-        start = time.perf_counter()
-        run_for(units)
-        if time.perf_counter() - start >= MIN_SECONDS[0]:
-            return units
+    while _seconds(run_for, units) < MIN_SECONDS[0]:
         units *= 2
+    return units
 
 
 def _paired_ratios(run_a, run_b, per_unit: int, units: int, rounds: int) -> dict:
@@ -313,9 +317,7 @@ def _paired_ratios(run_a, run_b, per_unit: int, units: int, rounds: int) -> dict
         best = {"a": float("inf"), "b": float("inf")}
         for i in range(4):
             side = "ab"[(i + r) % 2]
-            start = time.perf_counter()
-            (run_a if side == "a" else run_b)(units)
-            best[side] = min(best[side], time.perf_counter() - start)
+            best[side] = min(best[side], _seconds(run_a if side == "a" else run_b, units))
         for side in "ab":
             rates[side].append(units * per_unit / best[side])
     return {"a": rates["a"], "b": rates["b"], "ratio": [a / b for a, b in zip(rates["a"], rates["b"])]}
@@ -516,12 +518,7 @@ def _consumption_ips(name, shape, batch, steps) -> float:
     x, y = _fake_data(None, recipe, shape, batch, steps, classes)
     run_for = _trainer(model, x, y, batch)
     units = _units_for(run_for, steps)
-    best = float("inf")
-    for _ in range(2):
-        start = time.perf_counter()
-        run_for(units)
-        best = min(best, time.perf_counter() - start)
-    return units * batch / best
+    return units * batch / min(_seconds(run_for, units) for _ in range(2))
 
 
 def keras_zoo_spec_recipe(name):

@@ -57,6 +57,15 @@ def test_a_command_parses_the_same_with_only_its_own_options_built(argv):
     assert cli.build_parser(argv[0]).parse_args(argv) == cli.build_parser().parse_args(argv)
 
 
+def test_the_command_table_names_every_subcommand():
+    import argparse
+
+    from keras_zoo import cli
+
+    (commands,) = [a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert tuple(commands.choices) == cli.COMMANDS
+
+
 def test_list_filters_and_info(tmp_path):
     out = run(["list", "cnn*"], tmp_path).stdout
     assert "cnn_small" in out and "mlp_lecture" not in out
