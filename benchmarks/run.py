@@ -323,22 +323,37 @@ def _paired_ratios(run_a, run_b, per_unit: int, units: int, rounds: int) -> dict
     return {"a": rates["a"], "b": rates["b"], "ratio": [a / b for a, b in zip(rates["a"], rates["b"])]}
 
 
+def _no_autotune():
+    """tf.data options with the autotuner off, as the package's own pipelines run (see
+    `keras_zoo.data.pipeline._pipeline_options`): with it on, whole `fit`/`predict` calls ran on one
+    of the two cores about half the time, and the side that drew more of those lost by up to 2x."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
+
+
 def _trainer(model, x, y, batch):
     """`run_for(n)`: n training steps of `model.fit` on `x, y` (warmed up: traced and built)."""
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch, drop_remainder=True).repeat().prefetch(2)
+    ds = ds.with_options(_no_autotune())
     model.fit(ds, steps_per_epoch=2, epochs=1, verbose=0)
     return lambda n: model.fit(ds, steps_per_epoch=n, epochs=1, verbose=0)
 
 
 def _predictor(model, x, batch):
     """`run_for(n)`: n passes of `model.predict` over `x` in batches of `batch` (warmed up)."""
-    model.predict(x[:batch], batch_size=batch, verbose=0)
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices(x).batch(batch).prefetch(2).with_options(_no_autotune())
+    model.predict(ds.take(1), verbose=0)
 
     def run_for(n):
         for _ in range(n):
-            model.predict(x, batch_size=batch, verbose=0)
+            model.predict(ds, verbose=0)
 
     return run_for
 

@@ -237,16 +237,29 @@ def test_stage_order_is_decode_cache_shuffle_batch_augment_prefetch():
     train = stage_names(splits.train)
     # Normalising and augmenting run on whole batches, after the cache and the shuffle.
     assert train[train.index("CacheDataset"):] == [
-        "CacheDataset", "ShuffleDataset", "BatchDataset", "ZipDataset", "ParallelMapDataset", "PrefetchDataset"]
+        "CacheDataset", "ShuffleDataset", "BatchDataset", "ZipDataset", "ParallelMapDataset", "PrefetchDataset",
+        "OptionsDataset"]
     assert train.index("ParallelMapDataset") < train.index("CacheDataset")  # decoding before the cache
     validation = stage_names(splits.validation)
     assert "ShuffleDataset" not in validation
-    assert validation[-4:] == ["CacheDataset", "BatchDataset", "ParallelMapDataset", "PrefetchDataset"]
+    assert validation[-5:] == ["CacheDataset", "BatchDataset", "ParallelMapDataset", "PrefetchDataset", "OptionsDataset"]
     no_cache = stage_names(load_splits(SMALL_SHAPES, cache=False).train)
     assert "CacheDataset" not in no_cache and "ShuffleDataset" in no_cache
     # A corruption is a per-example callable: then the map runs per example, before batching.
     corrupted = stage_names(load_splits(SMALL_SHAPES, targets="image", corruption=_noise_corruption).train)
-    assert corrupted[-4:] == ["ZipDataset", "ParallelMapDataset", "BatchDataset", "PrefetchDataset"]
+    assert corrupted[-5:] == ["ZipDataset", "ParallelMapDataset", "BatchDataset", "PrefetchDataset", "OptionsDataset"]
+
+
+def test_every_split_runs_with_the_tf_data_autotuner_off():
+    # With the autotuner on, whole epochs ran on one of two cores about half the time (see
+    # keras_zoo.data.pipeline._pipeline_options); every finished pipeline turns it off.
+    plain = load_splits(SMALL_SHAPES, augment=("flip",))
+    corrupted = load_splits(SMALL_SHAPES, targets="image", corruption=_noise_corruption)
+    for splits in (plain, corrupted):
+        for ds in (splits.train, splits.validation, splits.test):
+            assert ds.options().autotune.enabled is False
+    # Parallel stages still run in parallel (AUTOTUNE without the autotuner: one call per core).
+    assert "ParallelMapDataset" in stage_names(plain.train)
 
 
 def test_cached_examples_are_augmented_afresh_each_epoch():
