@@ -5,6 +5,8 @@ prefetch. Decoding happens once (before the cache, which holds 8-bit images as u
 `keras_zoo.data.cache`); normalising to float32, shuffling and augmentation happen after it, so the
 cache stays compact and every epoch sees a new order and new augmentations. Randomness is seeded: the same `seed`
 gives the same split membership, the same first-epoch order and the same augmentations.
+Every finished pipeline runs with tf.data's autotuner off (see `_pipeline_options` for why);
+`ds.with_options(...)` with `autotune.enabled = True` turns it back on.
 """
 
 from __future__ import annotations
