@@ -324,14 +324,13 @@ def _paired_ratios(run_a, run_b, per_unit: int, units: int, rounds: int) -> dict
 
 
 def _no_autotune():
-    """tf.data options with the autotuner off, as the package's own pipelines run (see
-    `keras_zoo.data.pipeline._pipeline_options`): with it on, whole `fit`/`predict` calls ran on one
-    of the two cores about half the time, and the side that drew more of those lost by up to 2x."""
-    import tensorflow as tf
+    """The tf.data options the package's own pipelines carry (autotuner off; see
+    `keras_zoo.data.pipeline._pipeline_options`): with the autotuner on, whole `fit`/`predict` calls
+    ran on one of the two cores about half the time, and the side that drew more of those lost by up
+    to 2x."""
+    from keras_zoo.data.pipeline import _pipeline_options
 
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return options
+    return _pipeline_options()
 
 
 def _trainer(model, x, y, batch):

@@ -105,9 +105,11 @@ def load_splits(source, *, targets="label", batch_size=64, image_size=None, colo
     if classes is not None:
         sources, info = _keep_classes(sources, info, classes)
     cached = plan_cache(sources, info.num_examples, cache, cache_budget, raw.name)
+    options = _pipeline_options()
     datasets = {
         split: _finish(cached.apply(sources[split], split), split, info.num_examples[split], request,
-                       batch_size, layers if split == "train" else [], corruption, raw.restore)
+                       batch_size, layers if split == "train" else [], corruption,
+                       raw.restore).with_options(options)
         for split in SPLITS
     }
     return Splits(train=datasets["train"], validation=datasets["validation"], test=datasets["test"], info=info)
@@ -210,7 +212,7 @@ def _finish(ds, split, count, request, batch_size, layers, corruption, restore):
                 finalise, num_parallel_calls=_AUTOTUNE, deterministic=True)
         else:
             ds = ds.map(lambda ex: finalise(ex, None), num_parallel_calls=_AUTOTUNE, deterministic=True)
-        return ds.prefetch(_AUTOTUNE).with_options(_pipeline_options())
+        return ds.prefetch(_AUTOTUNE)
     if training:
         # One fresh (2,) seed per example per epoch, the same sequence for the same seed.
         ds = tf.data.Dataset.zip(ds, _epoch_seeds(request.seed))
@@ -219,7 +221,7 @@ def _finish(ds, split, count, request, batch_size, layers, corruption, restore):
         base = tf.constant([request.seed, SPLITS.index(split)], tf.int64)
         ds = ds.enumerate().map(lambda i, ex: (ex, tf.random.experimental.stateless_fold_in(base, i)))
     ds = ds.map(finalise, num_parallel_calls=_AUTOTUNE, deterministic=True)
-    return ds.batch(batch_size).prefetch(_AUTOTUNE).with_options(_pipeline_options())
+    return ds.batch(batch_size).prefetch(_AUTOTUNE)
 
 
 def _epoch_seeds(seed: int):
