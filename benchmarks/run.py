@@ -287,6 +287,8 @@ def matmul_peak(dtype: str, n: int = 2048, repeats: int = 8) -> float:
 
 
 MIN_SECONDS = [2.0]  # each timing runs at least this long (0.5 s with --quick)
+PAIR_SECONDS = [0.25]  # each call of a paired comparison runs at least this long (0.1 s with --quick)
+PAIR_CALLS = [33]  # calls per round of a paired comparison, alternating sides (9 with --quick)
 
 
 def _seconds(run_for, units: int) -> float:
@@ -296,31 +298,53 @@ def _seconds(run_for, units: int) -> float:
     return time.perf_counter() - start
 
 
-def _units_for(run_for, units: int) -> int:
-    """The number of units (steps or passes) at which one `run_for` call takes >= MIN_SECONDS."""
-    while _seconds(run_for, units) < MIN_SECONDS[0]:
+def _units_for(run_for, units: int, seconds: float | None = None) -> int:
+    """The number of units (steps or passes) at which one `run_for` call takes >= `seconds`
+    (MIN_SECONDS by default)."""
+    seconds = MIN_SECONDS[0] if seconds is None else seconds
+    while _seconds(run_for, units) < seconds:
         units *= 2
     return units
 
 
 def _paired_ratios(run_a, run_b, per_unit: int, units: int, rounds: int) -> dict:
-    """A against B, timed in turns (A B, B A, ...) on the same two built models: per round, the
-    rate of each side's faster of its two runs; returns both sides' rates and their ratio per round.
+    """A against B on the same two built and traced models. Each round is a chain of PAIR_CALLS
+    short calls alternating A B A B ... (B A B A ... in odd rounds); every call inside the chain is
+    compared with the mean of its two neighbours, which ran on the other side just before and just
+    after it, and the round's ratio (A's rate over B's) is the median of those comparisons. Returns
+    each side's rate per round (units over its median call time) and the ratios.
 
-    (Earlier versions rebuilt both models every round and took a rate from the difference between
-    n and 2n units: identical inference graphs then came out anywhere between 0.65x and 1.3x of each
-    other, the noise of minutes apart on a shared machine. Alternating short runs of models already
-    built and traced compares them under the same conditions.)"""
-    units = max(_units_for(run_a, units), _units_for(run_b, units))
+    Why this design: single calls of the small models vary by +-20 % here, even of one model against
+    itself (the tiny `mlp_lecture` predict is Python- and dispatch-bound at any batch size). The
+    fastest of two 2 s runs per side scattered identical graphs between 0.90x and 1.21x; a call
+    bracketed by the other side's calls cancels slow drifts, and the median of ~30 such brackets
+    held one model against itself within 0.95-1.03 per round. (An earlier version rebuilt both
+    models every round and took rates from n against 2n units: 0.65x-1.3x for identical graphs.)"""
+    import gc
+    import statistics
+
+    units = max(_units_for(run_a, units, PAIR_SECONDS[0]), _units_for(run_b, units, PAIR_SECONDS[0]))
     rates = {"a": [], "b": []}
+    ratios = []
     for r in range(rounds):
-        best = {"a": float("inf"), "b": float("inf")}
-        for i in range(4):
-            side = "ab"[(i + r) % 2]
-            best[side] = min(best[side], _seconds(run_a if side == "a" else run_b, units))
+        sides = ["ab"[(i + r) % 2] for i in range(PAIR_CALLS[0])]
+        times = []
+        for side in sides:
+            gc.collect()
+            gc.disable()  # a collection inside one call but not its neighbours' is noise, not speed
+            try:
+                times.append(_seconds(run_a if side == "a" else run_b, units))
+            finally:
+                gc.enable()
+        brackets = []
+        for i in range(1, len(sides) - 1):
+            neighbours = (times[i - 1] + times[i + 1]) / 2
+            brackets.append(times[i] / neighbours if sides[i] == "b" else neighbours / times[i])
+        ratios.append(statistics.median(brackets))
         for side in "ab":
-            rates[side].append(units * per_unit / best[side])
-    return {"a": rates["a"], "b": rates["b"], "ratio": [a / b for a, b in zip(rates["a"], rates["b"])]}
+            rates[side].append(units * per_unit / statistics.median(
+                [t for s, t in zip(sides, times) if s == side]))
+    return {"a": rates["a"], "b": rates["b"], "ratio": ratios}
 
 
 def _no_autotune():
@@ -750,6 +774,8 @@ def main(argv=None) -> int:
         parser.error(f"unknown benchmark(s) {unknown}; accepted: {list(BENCHMARKS)}")
     args.rounds = args.rounds or (1 if args.quick else 3)
     MIN_SECONDS[0] = 0.5 if args.quick else 2.0
+    PAIR_SECONDS[0] = 0.1 if args.quick else 0.25
+    PAIR_CALLS[0] = 9 if args.quick else 33
     functions = {"P1": p1, "P2": p2, "P3": p3, "P4": p4, "P5": p5}
     os.makedirs(RESULTS, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="keras_zoo_bench_") as tmp:

@@ -33,6 +33,28 @@ def test_summary_and_interleave_alternate_the_order():
     assert run.summary([]) == {"min": None, "median": None, "n": 0}
 
 
+def test_paired_ratios_alternate_in_a_chain_and_compare_each_call_with_its_neighbours(monkeypatch):
+    import time
+
+    monkeypatch.setattr(run, "PAIR_SECONDS", [0.02])
+    monkeypatch.setattr(run, "PAIR_CALLS", [5])
+    calls = []
+
+    def side(name, seconds_per_unit):
+        def run_for(n):
+            calls.append((name, n))
+            time.sleep(seconds_per_unit * n)
+        return run_for
+
+    # B takes three times as long per unit as A: A's rate is 3x B's in every round.
+    out = run._paired_ratios(side("a", 0.004), side("b", 0.012), per_unit=10, units=1, rounds=2)
+    timed = [name for name, n in calls if n == calls[-1][1]]
+    assert timed[-10:] == ["a", "b", "a", "b", "a", "b", "a", "b", "a", "b"]  # round 2 starts with B
+    assert len(out["ratio"]) == len(out["a"]) == len(out["b"]) == 2
+    assert all(2.4 < r < 3.6 for r in out["ratio"]), out["ratio"]
+    assert all(2.4 < a / b < 3.6 for a, b in zip(out["a"], out["b"]))
+
+
 def test_time_to_accuracy_excludes_the_probe_time_spent_before(tmp_path):
     path = tmp_path / "probe.jsonl"
     rows = [{"epoch": 1, "time": 110.0, "probe_seconds": 4.0, "accuracy": 0.95},
