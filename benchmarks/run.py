@@ -307,7 +307,7 @@ def _units_for(run_for, units: int, seconds: float | None = None) -> int:
     return units
 
 
-def _paired_ratios(run_a, run_b, per_unit: int, units: int, rounds: int) -> dict:
+def _paired_ratios(run_a, run_b, per_unit: int, rounds: int) -> dict:
     """A against B on the same two built and traced models. Each round is a chain of PAIR_CALLS
     short calls alternating A B A B ... (B A B A ... in odd rounds); every call inside the chain is
     compared with the mean of its two neighbours, which ran on the other side just before and just
@@ -323,7 +323,9 @@ def _paired_ratios(run_a, run_b, per_unit: int, units: int, rounds: int) -> dict
     import gc
     import statistics
 
-    units = max(_units_for(run_a, units, PAIR_SECONDS[0]), _units_for(run_b, units, PAIR_SECONDS[0]))
+    # From one unit up: a call of the large models is then one or two steps (resnet50 at 128x128:
+    # about 1 s), not the 8 a starting count of 8 gave (P2 took 48 min with it, 14 before the chain).
+    units = max(_units_for(run_a, 1, PAIR_SECONDS[0]), _units_for(run_b, 1, PAIR_SECONDS[0]))
     rates = {"a": [], "b": []}
     ratios = []
     for r in range(rounds):
@@ -435,9 +437,9 @@ def p2(args, tmp: str) -> dict:
         plain_model, _ = build(name, shape, True)
         flops = forward_flops(recipe_model)
         train = _paired_ratios(_trainer(recipe_model, x, y, batch), _trainer(plain_model, x, y, batch),
-                               batch, steps, args.rounds)
+                               batch, args.rounds)
         infer = _paired_ratios(_predictor(recipe_model, x, batch), _predictor(plain_model, x, batch),
-                               len(x), 1, args.rounds)
+                               len(x), args.rounds)
         per_model[name] = {
             "input_shape": list(shape), "batch": batch, "recipe": recipe.name,
             "forward_mflop": round(flops / 1e6, 2),
@@ -456,10 +458,8 @@ def p2(args, tmp: str) -> dict:
     keras_model = keras.applications.ResNet50(weights=None, input_shape=shape, classes=10)
     keras_model.compile(optimizer=get_recipe("resnet").build_optimizer(100), loss="sparse_categorical_crossentropy")
     flops = {"resnet50": forward_flops(zoo_model), "keras_resnet50": forward_flops(keras_model)}
-    train = _paired_ratios(_trainer(zoo_model, x, y, batch), _trainer(keras_model, x, y, batch), batch, steps,
-                           args.rounds)
-    infer = _paired_ratios(_predictor(zoo_model, x, batch), _predictor(keras_model, x, batch), len(x), 1,
-                           args.rounds)
+    train = _paired_ratios(_trainer(zoo_model, x, y, batch), _trainer(keras_model, x, y, batch), batch, args.rounds)
+    infer = _paired_ratios(_predictor(zoo_model, x, batch), _predictor(keras_model, x, batch), len(x), args.rounds)
     peak = results["peak_gflops"]["float32"]["median"]
     results["resnet50_128"] = {
         "train_ratio": summary(train["ratio"]), "infer_ratio": summary(infer["ratio"]),

@@ -799,5 +799,22 @@ def main(argv=None) -> int:
         return 2 if isinstance(err, (KeyError, ValueError, FileNotFoundError)) else 1
 
 
+def console_main() -> int:
+    """The `keras-zoo` program (console script and ``python -m keras_zoo.cli``): `main`, then the
+    objects still alive are frozen out of the garbage collector before the interpreter exits.
+
+    Python's shutdown walks every object the collector tracks; with TensorFlow loaded that walk
+    took about 1 s of each run here (``import tensorflow`` alone: 4.8 s of wall time against 3.8 s
+    in the script; 3.96 s with `gc.freeze`). Everything the command writes is closed and renamed
+    into place before `main` returns, atexit handlers (logging's flush among them) still run, and
+    the operating system takes the memory back. Not done by `main` itself, which tests and other
+    programs call in a process that goes on."""
+    import gc
+
+    status = main()
+    gc.freeze()
+    return status
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -55,6 +56,16 @@ def test_a_command_parses_the_same_with_only_its_own_options_built(argv):
     from keras_zoo import cli
 
     assert cli.build_parser(argv[0]).parse_args(argv) == cli.build_parser().parse_args(argv)
+
+
+def test_the_program_runs_main_through_console_main():
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(pathlib.Path(__file__).resolve().parents[1] / "setup.cfg")
+    assert "keras-zoo = keras_zoo.cli:console_main" in config["options.entry_points"]["console_scripts"]
+    proc = subprocess.run(CLI + ["info", "nonexistent_model"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "nonexistent_model" in proc.stderr  # main's status is the exit status
 
 
 def test_the_command_table_names_every_subcommand():
@@ -125,6 +136,15 @@ def test_train_evaluate_export_predict_on_digits(tmp_path):
     summary = json.loads((run_dir / "metrics.json").read_text())
     accuracy = summary["test"]["accuracy"]
     assert f"accuracy: {accuracy:.4f}" in out
+    # The program exits with its objects frozen out of the garbage collector (`console_main`):
+    # the TensorBoard event files are nonetheless complete, one loss summary per epoch.
+    import tensorflow as tf
+
+    for split in ("train", "validation"):
+        (events,) = (run_dir / "tensorboard" / split).glob("events.out.tfevents.*")
+        steps = [e.step for e in tf.compat.v1.train.summary_iterator(str(events))
+                 for v in e.summary.value if v.tag == "epoch_loss"]
+        assert steps == [0, 1, 2, 3], (split, steps)
 
     metrics = json.loads(run(["evaluate", "run", "--data", "digits"], tmp_path).stdout)
     assert metrics["accuracy"] == pytest.approx(accuracy, abs=1e-6)

@@ -47,7 +47,7 @@ def test_paired_ratios_alternate_in_a_chain_and_compare_each_call_with_its_neigh
         return run_for
 
     # B takes three times as long per unit as A: A's rate is 3x B's in every round.
-    out = run._paired_ratios(side("a", 0.004), side("b", 0.012), per_unit=10, units=1, rounds=2)
+    out = run._paired_ratios(side("a", 0.004), side("b", 0.012), per_unit=10, rounds=2)
     timed = [name for name, n in calls if n == calls[-1][1]]
     assert timed[-10:] == ["a", "b", "a", "b", "a", "b", "a", "b", "a", "b"]  # round 2 starts with B
     assert len(out["ratio"]) == len(out["a"]) == len(out["b"]) == 2
