@@ -142,3 +142,37 @@ def test_handwritten_loader_and_probe_write_per_epoch_accuracy(tmp_path):
     assert [r["epoch"] for r in rows] == [1, 2]
     assert all(0.0 <= r["accuracy"] <= 1.0 and r["probe_seconds"] > 0 for r in rows)
     assert rows[1]["probe_seconds"] >= rows[0]["probe_seconds"] and rows[1]["time"] >= rows[0]["time"]
+
+
+def test_p1_on_another_folder_targets_the_hand_written_final_accuracy():
+    def r(acc, secs, final):
+        return {"accuracy_by_epoch": acc, "seconds_by_epoch": secs, "final_accuracy": final}
+
+    runs = {"handwritten": [r([0.80, 0.88, 0.90], [10.0, 14.0, 18.0], 0.90),
+                            r([0.82, 0.89, 0.91], [10.0, 14.0, 18.0], 0.91)],
+            "cnn_fast": [r([0.89, 0.905, 0.91], [6.0, 8.0, 10.0], 0.91),
+                         r([0.88, 0.90, 0.905], [6.0, 8.0, 10.0], 0.905)]}
+    s = run.p1_summary(runs, target=None)
+    # round 1: 0.90 at 8 s vs 18 s; round 2: the zoo never reaches the hand-written 0.91
+    assert s["targets"] == [0.90, 0.91]
+    assert s["time_to_target_ratio"] == {"min": round(8 / 18, 4), "median": round(8 / 18, 4), "n": 1}
+    assert not s["all_reached"]
+    fixed = run.p1_summary(runs, target=0.88)
+    assert fixed["all_reached"] and fixed["time_to_target_ratio"]["median"] == round((6 / 14 + 6 / 14) / 2, 4)
+    assert fixed["zoo_final_accuracy"]["median"] == 0.9075 and fixed["hand_final_accuracy"]["min"] == 0.90
+
+
+def test_p1_data_folder_is_checked_before_anything_runs(tmp_path, capsys):
+    (tmp_path / "train" / "a").mkdir(parents=True)
+    (tmp_path / "train" / "b").mkdir()
+    with pytest.raises(ValueError, match=r"test/<class>/ .*found 0"):
+        run.check_p1_folder(str(tmp_path))
+    with pytest.raises(SystemExit):
+        run.main(["--only", "P1", "--p1-data", str(tmp_path), "--no-readme"])
+    assert str(tmp_path) in capsys.readouterr().err
+    (tmp_path / "test" / "a").mkdir(parents=True)
+    (tmp_path / "test" / "b").mkdir()
+    assert run.check_p1_folder(str(tmp_path)) == str(tmp_path)
+    with pytest.raises(SystemExit):
+        run.main(["--only", "P5", "--p1-data", str(tmp_path), "--no-readme"])
+    assert "P1 option" in capsys.readouterr().err
