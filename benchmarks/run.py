@@ -692,6 +692,8 @@ def p5(args, tmp: str) -> dict:
     ratio = lambda a, b, runs: summary([x / y for x, y in zip(runs[a], runs[b])])  # noqa: E731
     out = {"data": os.path.basename(folder),
            "wall_seconds": {k: summary(v) for k, v in {**starts, **one_epoch}.items()},
+           # every round's time, in order, so a ratio of medians can be told from a median of ratios
+           "runs": {k: [round(x, 4) for x in v] for k, v in {**starts, **one_epoch}.items()},
            "list_over_bare": ratio("list", "bare", starts), "help_over_bare": ratio("help", "bare", starts),
            "import_over_bare": ratio("import", "bare", starts),
            "train_1_epoch_over_handwritten": ratio("train", "handwritten", one_epoch)}
