@@ -15,9 +15,8 @@ all of them.
   (``KERAS_ZOO_MNIST_T10K`` or ../shared/data/mnist-t10k; skipped when absent): wall time from
   launch to the end of the first epoch at >= 98 % test accuracy (`probe.py` measures each epoch,
   its own time excluded), and the final test accuracy of each. ``--p1-data FOLDER`` runs the same
-  comparison on another train/test folder (``perf_P1-data-<folder name>.json``,
-  outside the table), the target
-  then being the accuracy the hand-written script finishes at.
+  comparison on another train/test folder (``perf_P1-data-<folder name>.json``, outside the table),
+  the target then being the accuracy the hand-written script finishes at.
 - P2 training/inference img/s of each family's default model through its recipe against the same
   model compiled plainly (the recipe's optimizer kind at Keras's defaults, the loss, accuracy); `resnet50` at 128x128 against
   `keras.applications.ResNet50(weights=None)`; achieved GFLOP/s against a matmul peak (fp32, bf16).
@@ -257,15 +256,14 @@ def p1(args, tmp: str) -> dict:
 
     runs = interleave(args.rounds, {"handwritten": hand, "cnn_fast": zoo})
     s = p1_summary(runs, target)
-    ratio, zoo_final, hand_final = (s["time_to_target_ratio"]["median"], s["zoo_final_accuracy"]["median"],
-                                    s["hand_final_accuracy"]["median"])
-    common = {"runs": runs, **{k: s[k] for k in ("time_to_target_ratio", "zoo_final_accuracy",
-                                                  "hand_final_accuracy")}}
+    ratio = s["time_to_target_ratio"]["median"]
+    zoo_final, hand_final = s["zoo_final_accuracy"]["median"], s["hand_final_accuracy"]["median"]
+    common = {"runs": runs, **s}
     if args.p1_data:
         return {
             "command": f"keras-zoo train cnn_fast --data {folder}  vs  python benchmarks/handwritten.py {folder}",
             "data": os.path.abspath(folder), "target_accuracy": "the hand-written script's final test accuracy",
-            "targets": s["targets"], **common,
+            **common,
             "bars": {"time_to_target_ratio_max": 1.0, "zoo_final_at_least_hand_final": True},
             # ahead: the zoo reaches the hand-written script's accuracy sooner and finishes at least as high
             "met": bool(s["all_reached"] and ratio < 1.0 and zoo_final >= hand_final),
