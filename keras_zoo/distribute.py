@@ -179,6 +179,7 @@ class Distribution:
 
 
 def strategy_name(strategy) -> str:
+    """``"none"``, ``"mirrored"``, ``"multi_worker"`` or the class name of another strategy."""
     if strategy is None:
         return "none"
     import tensorflow as tf
@@ -208,6 +209,7 @@ def distribution(strategy, batch_size: int, learning_rate: float, batch_per_repl
 
 
 def replicas_of(strategy) -> int:
+    """Replicas in sync under `strategy` (1 without one)."""
     return int(strategy.num_replicas_in_sync) if strategy is not None else 1
 
 

@@ -47,6 +47,7 @@ def check_name(name: str) -> str:
 
 
 def preset_path(name: str) -> str:
+    """Where the preset `name` is stored: ``$KERAS_ZOO_HOME/presets/<name>.json``."""
     return os.path.join(preset_dir(), f"{check_name(name)}.json")
 
 

@@ -118,6 +118,7 @@ def data_source(name: str):
 
 
 def add_plan(plan: Plan) -> Plan:
+    """Register how one checkpoint is built; a (name, tag) planned twice raises ValueError."""
     key = (plan.name, plan.tag)
     if key in PLANS:
         raise ValueError(f"a plan for {plan.name}:{plan.tag} already exists")

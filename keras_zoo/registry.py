@@ -33,6 +33,8 @@ _STANDARD_ARGS = ("input_shape", "num_classes")
 
 @dataclasses.dataclass(frozen=True)
 class Int:
+    """A tunable integer knob: `min_value` to `max_value` in steps of `step`."""
+
     min_value: int
     max_value: int
     step: int = 1
@@ -40,6 +42,8 @@ class Int:
 
 @dataclasses.dataclass(frozen=True)
 class Float:
+    """A tunable float knob: `min_value` to `max_value`, sampled linearly or on a log scale."""
+
     min_value: float
     max_value: float
     sampling: str = "linear"  # or "log"
@@ -47,6 +51,8 @@ class Float:
 
 @dataclasses.dataclass(frozen=True)
 class Choice:
+    """A tunable knob that takes one of `values`."""
+
     values: tuple
 
 
@@ -200,6 +206,7 @@ def builtin_specs() -> list[ModelSpec]:
 
 
 def is_registered(name: str) -> bool:
+    """Whether `name` is a built-in registered model (presets are not)."""
     return name in _REGISTRY
 
 

@@ -1,6 +1,7 @@
 """`train` and `evaluate`: a recipe applied to a registered model and a data source.
 
-One run directory holds everything a run leaves behind: `model.keras` (best weights), `best.keras`
+One run directory holds everything a run leaves behind: `model.keras` (the best epoch's weights when
+the recipe has early stopping, else the last epoch's), `best.keras`
 (written during training), `metrics.json` (held-out metrics), `curves.png`, `log.csv`,
 `tensorboard/`, `backup/` while the run is unfinished (so the same command resumes it), and `export/`
 when asked for. Under a multi-worker strategy the chief alone writes it; the other workers keep
@@ -37,7 +38,8 @@ class TrainResult:
     """What `train` returns.
 
     Attributes:
-        model: the trained model (best weights restored).
+        model: the trained model: the best epoch's weights when the recipe has early stopping
+            (restored by it), the last epoch's when it has none (``simclr``, ``dcgan``, ``iic``...).
         history: per-epoch logs of this invocation, ``{"loss": [...], "val_loss": [...], ...}``.
         metrics: held-out (test split) metrics, ``{"loss": ..., "accuracy": ...}``.
         run_dir: where the checkpoint, logs, curves and metrics were written.

@@ -50,6 +50,8 @@ class Request:
 
 @dataclasses.dataclass
 class RawSplits:
+    """Unbatched train/validation/test datasets of a source, before the pipeline stages."""
+
     datasets: dict
     num_examples: dict
     name: str

@@ -52,6 +52,7 @@ def frozen_encoder(model):
 
 
 def features_of(encoder, images, batch_size: int = 256) -> np.ndarray:
+    """An encoder's features of `images` as a 2-D array (a VAE's posterior mean; maps flattened)."""
     out = encoder.predict(images, verbose=0, batch_size=batch_size)
     if isinstance(out, dict):
         out = out["mean"]

@@ -33,6 +33,7 @@ class ConversionError(ValueError):
 
 
 def check_format(format: str) -> str:
+    """`format` when it is supported and its converter is installed, else ValueError naming what is."""
     if format not in FORMATS:
         raise ValueError(f"format {format!r} is not supported; accepted: {sorted(FORMATS)}")
     if format == "onnx":
@@ -224,6 +225,7 @@ def verify(path: str, fn, probe: dict, name: str) -> float:
 
 
 def write_sidecars(staged: str, metadata: dict, class_names) -> None:
+    """Write the metadata JSON and ``class_names.txt`` beside a staged ONNX or LiteRT file."""
     from keras_zoo._io import atomic_write_text
 
     atomic_write_text(os.path.join(staged, METADATA_FILE), json.dumps(metadata, indent=2) + "\n")

@@ -27,6 +27,7 @@ TASK_DEFAULT = {
 
 
 def register_signature(name: str):
+    """Decorator that registers a serving-signature factory under `name` (once)."""
     def decorator(factory):
         if name in SIGNATURES:
             raise ValueError(f"signature {name!r} is already registered")
@@ -37,6 +38,7 @@ def register_signature(name: str):
 
 
 def image_spec(input_shape, name: str = "inputs") -> tf.TensorSpec:
+    """The float32 ``(None, *input_shape)`` spec of a task signature's input."""
     return tf.TensorSpec(shape=(None, *input_shape), dtype=tf.float32, name=name)
 
 

@@ -26,6 +26,7 @@ def weight_penalty(l1: float = 0.0, l2: float = 0.0):
 
 
 def image_input(input_shape, name: str = "inputs") -> keras.KerasTensor:
+    """The `keras.Input` every builder starts from, named as the serving contract expects."""
     return keras.Input(shape=tuple(input_shape), name=name)
 
 

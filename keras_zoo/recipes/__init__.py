@@ -27,4 +27,5 @@ def get_recipe(name) -> Recipe:
 
 
 def list_recipes() -> list[str]:
+    """Sorted names of the registered recipes."""
     return sorted(registered_recipes())

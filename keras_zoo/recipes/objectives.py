@@ -58,16 +58,19 @@ METRICS = {
 
 
 def check_loss(name: str) -> None:
+    """ValueError naming the accepted losses unless `name` is one of them."""
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; accepted: {sorted(LOSSES)}")
 
 
 def check_metric(name: str) -> None:
+    """ValueError naming the accepted metrics unless `name` is one of them."""
     if name not in METRICS:
         raise ValueError(f"unknown metric {name!r}; accepted: {sorted(METRICS)}")
 
 
 def build_loss(name: str, label_smoothing: float = 0.0):
+    """A fresh Keras loss object for the loss named `name`."""
     check_loss(name)
     return LOSSES[name](label_smoothing=label_smoothing)
 

@@ -184,6 +184,7 @@ def search_space(name: str, recipe=None, space: dict | None = None) -> dict:
 
 
 def defaults_of(params: dict) -> dict:
+    """``{name: default}`` of a search space."""
     return {k: p.default for k, p in params.items()}
 
 

@@ -1,0 +1,127 @@
+"""Every ```python and ```bash block of README.md and docs/**/*.md runs (see tests/docblocks.py).
+
+One test per page runs its blocks that are neither skipped nor slow; a page with slow blocks also
+gets a slow test that runs its blocks from the top through the last slow one (a slow block may use
+what the blocks above it made), so the slow set holds every block that runs.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import textwrap
+
+import pytest
+
+import docblocks
+
+PAGES = {str(p.relative_to(docblocks.ROOT)): p for p in docblocks.pages()}
+PAGE_TIMEOUT = 900
+
+
+def _blocks(page):
+    return docblocks.parse(PAGES[page])
+
+
+def _fast_pages():
+    return [p for p in PAGES if any(b.lang in docblocks.RUN and not b.skip and not b.slow
+                                    for b in docblocks.parse(PAGES[p]))]
+
+
+def _slow_pages():
+    return [p for p in PAGES if any(b.slow for b in docblocks.parse(PAGES[p]))]
+
+
+def _run(blocks, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    code, output = docblocks.run_page(blocks, work, tmp_path / "env", PAGE_TIMEOUT)
+    assert code == 0, output[-6000:]
+
+
+def test_every_page_follows_the_convention():
+    """A marker without a reason, a stray marker, an unknown fence language: named, page and line."""
+    problems = []
+    for page in PAGES:
+        try:
+            docblocks.parse(PAGES[page])
+        except docblocks.PageError as e:
+            problems.append(str(e))
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("page", _fast_pages())
+def test_page_examples_run(page, tmp_path):
+    _run([b for b in _blocks(page) if b.lang in docblocks.RUN and not b.skip and not b.slow], tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", _slow_pages())
+def test_page_slow_examples_run(page, tmp_path):
+    blocks = [b for b in _blocks(page) if b.lang in docblocks.RUN and not b.skip]
+    last = max(i for i, b in enumerate(blocks) if b.slow)
+    _run(blocks[:last + 1], tmp_path)
+
+
+def _page(tmp_path, text):
+    path = tmp_path / "page.md"
+    path.write_text(textwrap.dedent(text))
+    orig = docblocks.ROOT
+    docblocks.ROOT = tmp_path
+    try:
+        return docblocks.parse(path)
+    finally:
+        docblocks.ROOT = orig
+
+
+def test_the_collector_reads_markers_and_refuses_what_breaks_the_convention(tmp_path):
+    blocks = _page(tmp_path, """\
+        <!-- docs: skip (needs ../shared/data) -->
+        ```bash
+        ls /nowhere
+        ```
+        <!-- docs: slow -->
+        ```python
+        x = 1
+        ```
+        ```text
+        output
+        ```
+        """)
+    assert [(b.lang, b.skip, b.slow, b.line) for b in blocks] == [
+        ("bash", "needs ../shared/data", False, 3), ("python", None, True, 7), ("text", None, False, 10)]
+    for bad, message in [("<!-- docs: skip -->\n```bash\nls\n```\n", "reason is required"),
+                         ("<!-- docs: skip () -->\n```bash\nls\n```\n", "reason is required"),
+                         ("<!-- docs: slwo -->\n```bash\nls\n```\n", "reason is required"),
+                         ("<!-- docs: slow -->\n\n```bash\nls\n```\n", "line just above"),
+                         ("```sh\nls\n```\n", "fence language 'sh'"),
+                         ("```\nls\n```\n", "fence language '(none)'"),
+                         ("<!-- docs: slow -->\n```text\nout\n```\n", "never runs"),
+                         ("```python\nx = 1\n", "never closed")]:
+        with pytest.raises(docblocks.PageError, match=re.escape(message)):
+            _page(tmp_path, bad)
+
+
+def test_a_page_runs_in_one_directory_and_one_interpreter_and_stops_at_a_failure(tmp_path):
+    blocks = _page(tmp_path, """\
+        ```python
+        import os
+        value = 41
+        open("made.txt", "w").write("from python")
+        ```
+        ```bash
+        test "$(cat made.txt)" = "from python" && keras-zoo --help > help.txt
+        ```
+        ```python
+        assert value + 1 == 42 and "train" in open("help.txt").read()
+        raise SystemExit(3) if os.path.exists("made.txt") else None
+        ```
+        ```bash
+        touch never.txt
+        ```
+        """)
+    work = tmp_path / "work"
+    work.mkdir()
+    code, output = docblocks.run_page(blocks, work, tmp_path / "env", 300)
+    assert code == 1 and "FAILED: the python block at page.md:10" in output, output
+    assert (work / "help.txt").exists() and not (work / "never.txt").exists()
