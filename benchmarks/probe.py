@@ -32,7 +32,7 @@ class TestAccuracyProbe(keras.callbacks.Callback):
         ended = time.time()
         start = time.perf_counter()
         if self.x is None:
-            from handwritten import load_folder
+            from folders import load_folder
 
             self.x, self.y = load_folder(self.folder)
         probabilities = self.model.predict(self.x, batch_size=500, verbose=0)

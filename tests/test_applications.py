@@ -268,7 +268,8 @@ def test_finetune_an_imagenet_backbone_two_phases_with_batch_norm_frozen(tmp_pat
     batch_norm = [l for l in nested.layers if isinstance(l, keras.layers.BatchNormalization)]
     assert batch_norm and not any(l.trainable for l in batch_norm)
     assert any(type(l).__name__ == "ImageNetInput" for l in leaves)
-    assert 0.0 <= result.metrics["accuracy"] <= 1.0
+    # No accuracy bar: with KERAS_ZOO_IMAGENET=random the backbone's features are ~0 and accuracy is
+    # chance, so a bar could not fail for a reason; this test checks the mechanics above and below.
     reloaded = keras.saving.load_model(os.path.join(result.run_dir, "model.keras"))  # safe mode
     x = np.random.default_rng(0).uniform(size=(2, *SMALL)).astype("float32")
     np.testing.assert_allclose(np.asarray(reloaded(x)), np.asarray(result.model(x)), atol=1e-5)

@@ -252,7 +252,8 @@ def test_shipped_resnet_simclr_and_unet_get_new_heads(name, data, output, tmp_pa
     assert backbone.weights
     for w in backbone.weights:  # phase 1 leaves the pretrained backbone exactly as it was
         np.testing.assert_array_equal(np.asarray(w), reference[w.path])
-    assert 0.0 <= result.metrics["accuracy"] <= 1.0
+    # One epoch of a new head on pretrained features is well above chance (1 / classes).
+    assert result.metrics["accuracy"] > 2.0 / output[-1], result.metrics
 
 
 def test_finetune_picks_the_checkpoint_nearest_the_datas_size_and_warns_before_shrinking(tmp_path, caplog):

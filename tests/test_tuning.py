@@ -189,7 +189,9 @@ def test_random_search_starts_at_defaults_is_resumable_and_saves_a_preset(tmp_pa
     assert result.held_out_metric == recipe.monitor.replace("val_", "")
     assert result.held_out == (result.best_test[result.held_out_metric],
                                result.default_test[result.held_out_metric])
-    assert 0.0 <= result.best_test["accuracy"] <= 1.0
+    # The best trial's held-out accuracy is the accuracy of its model on the test split, well above
+    # the two-class chance of 0.5 on the moons (the default trial alone reaches ~0.85 in 2 epochs).
+    assert result.best_test["accuracy"] > 0.7
     assert result.best_recipe_changes.keys() == {"learning_rate", "weight_decay", "batch_size"}
     table = result.table()
     assert "0 (default)" in table and result.objective in table and "learning_rate" in table

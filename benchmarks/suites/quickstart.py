@@ -6,7 +6,7 @@
 3. The same command on a folder of 28x28 grayscale PNGs of the digits in class sub-folders, with no
    other flag: held-out accuracy.
 
-    python benchmarks/bench_quickstart.py
+    python benchmarks/run.py --only quickstart
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import tempfile
 import time
 
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 sys.path.insert(0, ROOT)
 
@@ -78,7 +78,7 @@ def main():
         "folder28": {"accuracy": folder["test"]["accuracy"], "train_seconds": folder["train_seconds"],
                      "epochs": folder["epochs_run"], "input_shape": folder["input_shape"]},
         "load": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
-        "command": "python benchmarks/bench_quickstart.py",
+        "command": "python benchmarks/run.py --only quickstart",
     }
     atomic_write_text(os.path.join(RESULTS, "quickstart.json"), json.dumps(result, indent=2) + "\n")
 

@@ -3,7 +3,7 @@
 Each model is trained exactly as `keras-zoo train NAME --data DATA` does (registered recipe, seed 0)
 and its test-split accuracy and training time are written to `benchmarks/results/NAME.json`.
 
-    python benchmarks/bench_classifiers.py [NAME ...]
+    python benchmarks/run.py --only classifiers -- [NAME ...]
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import shutil
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 import keras_zoo  # noqa: E402
 from keras_zoo._io import atomic_write_text  # noqa: E402
@@ -45,7 +45,7 @@ def measure(name: str, data: str) -> dict:
 
 
 def main(names):
-    out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+    out_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results")
     for name in names or REFERENCE:
         row = measure(name, REFERENCE[name])
         print(json.dumps(row), flush=True)

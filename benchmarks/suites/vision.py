@@ -1,11 +1,11 @@
 """Bars of the vision families, each trained with `keras_zoo.train(name, data)` at the registered defaults.
 
-    python benchmarks/bench_vision.py resnet20            # shapes 32x32 classification, >= 97% in 5 min
-    python benchmarks/bench_vision.py unet                # shapes segmentation, mean IoU >= 0.90 in 5 min
-    python benchmarks/bench_vision.py conv_autoencoder    # digits, held-out PSNR >= 22 dB
-    python benchmarks/bench_vision.py denoising_autoencoder [--corruption salt_pepper:0.1]
+    python benchmarks/run.py --only vision -- resnet20            # shapes 32x32 classification, >= 97% in 5 min
+    python benchmarks/run.py --only vision -- unet                # shapes segmentation, mean IoU >= 0.90 in 5 min
+    python benchmarks/run.py --only vision -- conv_autoencoder    # digits, held-out PSNR >= 22 dB
+    python benchmarks/run.py --only vision -- denoising_autoencoder [--corruption salt_pepper:0.1]
                                                           # PSNR gain over the noisy inputs >= 6 dB
-    python benchmarks/bench_vision.py masked_autoencoder  # imputation PSNR (no bar; reported)
+    python benchmarks/run.py --only vision -- masked_autoencoder  # imputation PSNR (no bar; reported)
 
 Each run writes benchmarks/results/<name>[_<corruption>].json with the figure, the wall time of the
 whole `train` call (data, tracing, fit, test evaluation, saving) and of `fit` alone, the process's
@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 import keras  # noqa: E402
 
@@ -96,7 +96,7 @@ def main():
         extra = {"corruption": spec, "input_psnr": noisy, "output_psnr": metrics["psnr"]}
     limit = TIME_LIMIT_S.get(args.model)
     passed = bar is None or (value >= bar and (limit is None or seconds <= limit))
-    command = f"python benchmarks/bench_vision.py {args.model}" + (
+    command = f"python benchmarks/run.py --only vision -- {args.model}" + (
         f" --corruption {args.corruption}" if args.corruption else "")
     record = {
         "model": args.model,
@@ -122,7 +122,7 @@ def main():
     }
     print(json.dumps(record, indent=2))
     suffix = "_" + re.sub(r"[^A-Za-z0-9.]+", "-", args.corruption) if args.corruption else ""
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", f"{args.model}{suffix}.json")
+    out = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", f"{args.model}{suffix}.json")
     atomic_write_text(out, json.dumps(record, indent=2) + "\n")
 
 

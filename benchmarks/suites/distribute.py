@@ -8,7 +8,7 @@ figure shows the cost of the replication) and the two workers share the cores to
 batch is the same in every row (the package's batch semantics), so the rows do the same work.
 Each configuration runs in a process of its own (devices are fixed when TensorFlow starts).
 
-    python benchmarks/bench_distribute.py [--model cnn_small] [--shape 28,28,1] [--batch 128] [--steps 30]
+    python benchmarks/run.py --only distribute -- [--model cnn_small] [--shape 28,28,1] [--batch 128] [--steps 30]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 
@@ -140,7 +140,7 @@ def main():
               "steps": args.steps, "gpus": gpus, "rows": rows, "cpu": _cpu_flags(),
               "load_before": [round(x, 2) for x in load_before],
               "load_after": [round(x, 2) for x in os.getloadavg()],
-              "command": " ".join(["python benchmarks/bench_distribute.py", *sys.argv[1:]])}
+              "command": " ".join(["python benchmarks/run.py --only distribute --", *sys.argv[1:]])}
     out = os.path.join(ROOT, "benchmarks", "results", f"distribute_{'gpu' if gpus else 'cpu'}.json")
     atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     print(f"written: {os.path.relpath(out, ROOT)}; CPU {result['cpu'].get('model_name')}, load "

@@ -5,7 +5,7 @@ Runs the CLI command exactly as a user would, times it end to end (process start
 six training runs, plot), checks the bar on the JSON table the command writes, and records it all in
 benchmarks/results/experiment_random_labels.json.
 
-    python benchmarks/bench_random_labels.py [--out runs/experiment-random_labels]
+    python benchmarks/run.py --only random_labels -- [--out runs/experiment-random_labels]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # benchmarks/
 ROOT = os.path.dirname(HERE)
 RESULT = os.path.join(HERE, "results", "experiment_random_labels.json")
 TIME_LIMIT_S = 600

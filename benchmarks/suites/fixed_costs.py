@@ -7,7 +7,7 @@
 
 Rounds are interleaved; min and median are reported with the CPU flags and the load average.
 
-    python benchmarks/bench_fixed_costs.py FOLDER [--rounds 5]
+    python benchmarks/run.py --only fixed_costs -- FOLDER [--rounds 5]
 (FOLDER: e.g. the PNG class folders `python ../shared/data/mnist-t10k/make_folders.py /tmp/mnist_png` writes)
 """
 
@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from keras_zoo.data.checks import image_header, scan_images  # noqa: E402
 
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"no images under {args.folder!r}")
     scan = {"previous_scan": [], "scan_images": [], "pil_decode_all": []}
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # as installed: .pyc cached
-    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     commands = {"python -c pass": [sys.executable, "-c", "pass"],
                 "keras-zoo list": [sys.executable, "-m", "keras_zoo.cli", "list"]}
     startup = {k: [] for k in commands}

@@ -6,7 +6,7 @@ to the held-out split of: the GAN's samples, an untrained generator's samples, a
 training images (the floor). Bar: the trained distance is at least 10x lower than the untrained.
 Writes ``benchmarks/results/<model>.json`` and ``benchmarks/results/<model>_<data>_samples.png``.
 
-    python benchmarks/bench_gan.py [--model dcgan] [--data digits] [--seed 0]
+    python benchmarks/run.py --only gan -- [--model dcgan] [--data digits] [--seed 0]
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 import keras_zoo  # noqa: E402
 from keras_zoo import evaluation  # noqa: E402
 from keras_zoo._io import atomic_write_text  # noqa: E402
 from keras_zoo.data import load_splits  # noqa: E402
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+RESULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results")
 
 
 def main():
@@ -64,7 +64,7 @@ def main():
         "feature_classifier_accuracy": classifier.metrics["accuracy"],
         "epochs_run": len(result.history.get("loss", [])), "samples_png": os.path.relpath(grid),
         "seconds": round(seconds, 1),
-        "command": f"python benchmarks/bench_gan.py --model {args.model} --data {args.data}",
+        "command": f"python benchmarks/run.py --only gan -- --model {args.model} --data {args.data}",
         # 1, 5 and 15 minute load averages (the larger of start and end) on this many cores:
         "load": [round(x, 2) for x in load], "cores": os.cpu_count(),
     }

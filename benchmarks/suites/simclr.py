@@ -7,7 +7,7 @@ per class (averaged over 10 draws) and with all training labels. Also reports al
 uniformity (Wang & Isola 2020) on the held-out split. Bar: with 10 labels per class the SimCLR
 probe beats both others by >= 5 points. Writes ``benchmarks/results/simclr.json``.
 
-    python benchmarks/bench_simclr.py [--data digits] [--encoder cnn_small] [--set flip=true ...]
+    python benchmarks/run.py --only simclr -- [--data digits] [--encoder cnn_small] [--set flip=true ...]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 import keras_zoo  # noqa: E402
 from keras_zoo import evaluation  # noqa: E402
@@ -37,7 +37,7 @@ def main():
                         help="simclr builder argument, e.g. --set flip=true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", default=os.path.join("runs", "bench"))
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "simclr.json"))
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", "simclr.json"))
     args = parser.parse_args()
     overrides = assignments(args.set)
     tag = args.data.split(":")[0]
@@ -60,7 +60,7 @@ def main():
     print(json.dumps(report, indent=2))
     print(f"trained in {seconds:.0f} s (load {load}); margin at {budget}: {100 * margin:.1f} points")
 
-    command = " ".join(["python benchmarks/bench_simclr.py", f"--data {args.data}", f"--encoder {args.encoder}"]
+    command = " ".join(["python benchmarks/run.py --only simclr --", f"--data {args.data}", f"--encoder {args.encoder}"]
                        + [f"--set {s}" for s in args.set] + ([f"--epochs {args.epochs}"] if args.epochs else []))
     entry = {
         "model": "simclr", "data": args.data, "encoder": args.encoder, "overrides": overrides,

@@ -10,7 +10,7 @@ the held-out split, which favours it). Both use the same discrete likelihood: di
 values k/16, so the VAE models them as 17 levels. Bar: negative ELBO >= 25% below the baseline.
 Writes ``benchmarks/results/vae.json``.
 
-    python benchmarks/bench_vae.py [--data digits] [--set width=32 --set latent_dim=16 ...]
+    python benchmarks/run.py --only vae -- [--data digits] [--set width=32 --set latent_dim=16 ...]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 import keras_zoo  # noqa: E402
 from keras_zoo import evaluation  # noqa: E402
@@ -38,7 +38,7 @@ def main():
     parser.add_argument("--refine-steps", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", default=os.path.join("runs", "bench"))
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "vae.json"))
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", "vae.json"))
     args = parser.parse_args()
     settings = args.set or []
     overrides = assignments(settings)
@@ -76,7 +76,7 @@ def main():
         "bar": "reduction_vs_baseline >= 0.25", "passed": reduction >= 0.25,
         "passed_with_refined_q": reduction_refined >= 0.25,
         "epochs_run": len(result.history.get("loss", [])), "seconds": round(seconds, 1),
-        "command": " ".join(["python benchmarks/bench_vae.py", f"--data {args.data}"]
+        "command": " ".join(["python benchmarks/run.py --only vae --", f"--data {args.data}"]
                             + [f"--set {s}" for s in settings]
                             + ([f"--epochs {args.epochs}"] if args.epochs else [])),
         # 1, 5 and 15 minute load averages (the larger of start and end) on this many cores:

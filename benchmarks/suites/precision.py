@@ -3,7 +3,7 @@
 Chooses the recipes' default `precision`: the ratio is measured against a float32 reference run in
 the same process, on the same model, batch and number of steps.
 
-    python benchmarks/bench_precision.py [--model cnn_small] [--shape 28,28,1] [--steps 30]
+    python benchmarks/run.py --only precision -- [--model cnn_small] [--shape 28,28,1] [--steps 30]
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 import keras  # noqa: E402
 
@@ -63,8 +63,8 @@ def main():
         print(f"{r['precision']:>15} jit={str(r['jit_compile']):5}  {r['steps_per_s']:7.1f} steps/s  x{r['ratio']:.2f}")
     result = {"topic": "precision", "model": None, "input_shape": list(shape), "batch": args.batch,
               "rows": rows, "load": os.getloadavg(),
-              "command": f"python benchmarks/bench_precision.py --model {args.model} --shape {args.shape}"}
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", f"precision_{args.model}.json")
+              "command": f"python benchmarks/run.py --only precision -- --model {args.model} --shape {args.shape}"}
+    out = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", f"precision_{args.model}.json")
     atomic_write_text(out, json.dumps(result, indent=2) + "\n")
 
 

@@ -20,9 +20,9 @@ is `keras_zoo.train(MODEL, ...)` with the model's own recipe; the transfer arm i
 `keras_zoo.finetune(MODEL:TAG, ...)`: new head on the frozen backbone, then the whole backbone at the
 same learning rate.
 
-    PYTHONPATH=. python benchmarks/bench_finetune.py --target shapes --models cnn_small
-    PYTHONPATH=. python benchmarks/bench_finetune.py --target digits --models cnn_small mlp_lecture
-    PYTHONPATH=. python benchmarks/bench_finetune.py --target mnist --cli
+    python benchmarks/run.py --only finetune -- --target shapes --models cnn_small
+    python benchmarks/run.py --only finetune -- --target digits --models cnn_small mlp_lecture
+    python benchmarks/run.py --only finetune -- --target mnist --cli
 
 Writes benchmarks/results/finetune_transfer_<target>.json.
 """
@@ -39,7 +39,7 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 import keras_zoo  # noqa: E402
@@ -215,7 +215,7 @@ def main(argv=None):
         "results": by_model,
         "settings": vars(args),
         "seconds": round(seconds, 1),
-        "command": "PYTHONPATH=. python benchmarks/bench_finetune.py " + " ".join(
+        "command": "python benchmarks/run.py --only finetune -- " + " ".join(
             argv if argv is not None else sys.argv[1:]),
         "load": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
     }

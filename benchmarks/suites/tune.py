@@ -4,7 +4,7 @@ as the default on the held-out split, within 10 minutes on this CPU.
 Writes benchmarks/results/tune_cnn_small_digits.json. The file has a "topic" and no "model"/"metric"
 keys, so the README model table (which reads files with those keys) keeps cnn_small's own row.
 
-    PYTHONPATH=$PWD python benchmarks/bench_tune.py
+    python benchmarks/run.py --only tune
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
 
@@ -73,7 +73,7 @@ def main() -> int:
         "best_hyperparameters": result.best_hyperparameters,
         "seconds": round(seconds, 1),
         "within_budget": seconds <= args.budget_s,
-        "command": (f"PYTHONPATH=$PWD python benchmarks/bench_tune.py --trials {args.trials} "
+        "command": (f"python benchmarks/run.py --only tune -- --trials {args.trials} "
                     f"--epochs {args.epochs} --seed {args.seed}"),
         "load": f"before: {load_before} | after: {uptime()}",
         "table": result.table(),
