@@ -300,7 +300,7 @@ def build(name: str, tag: str | None = None, *, store: str | None = None, verbos
 
 
 def markdown_table(store: str | None = None) -> str:
-    """The README's pretrained table: one row per shipped checkpoint, with the command that made it."""
+    """The table of shipped checkpoints (docs/pretrained.md): one row each, with the command that made it."""
     lines = ["| model:tag | trained on | input | held-out metric | size | reproduce |",
              "|---|---|---|---|---|---|"]
     for e in weights.entries(store=store):
@@ -323,7 +323,7 @@ def _main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="shipped checkpoints and their held-out metrics")
     sub.add_parser("verify", help="re-hash every shipped checkpoint")
-    sub.add_parser("table", help="the README's markdown table of shipped checkpoints")
+    sub.add_parser("table", help="the markdown table of shipped checkpoints (docs/pretrained.md)")
     p = sub.add_parser("build", help="train a checkpoint with its plan and add it to saved_models/")
     p.add_argument("name")
     p.add_argument("--tag")

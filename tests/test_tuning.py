@@ -189,8 +189,8 @@ def test_random_search_starts_at_defaults_is_resumable_and_saves_a_preset(tmp_pa
     assert result.held_out_metric == recipe.monitor.replace("val_", "")
     assert result.held_out == (result.best_test[result.held_out_metric],
                                result.default_test[result.held_out_metric])
-    # The best trial's held-out accuracy is the accuracy of its model on the test split, well above
-    # the two-class chance of 0.5 on the moons (the default trial alone reaches ~0.85 in 2 epochs).
+    # Well above the two-class chance of 0.5 on the 40 held-out moons (the best of these three
+    # 2-epoch trials scored 0.800, the default 0.675).
     assert result.best_test["accuracy"] > 0.7
     assert result.best_recipe_changes.keys() == {"learning_rate", "weight_decay", "batch_size"}
     table = result.table()
