@@ -758,7 +758,7 @@ def p1_every_round_reached(r: dict) -> bool:
     """Every round of both sides reached the target (a median over rounds that did is not enough)."""
     if "all_reached" in r:
         return bool(r["all_reached"])
-    return all(run.get("reached") for side in r["runs"].values() for run in side)
+    return all(run.get("reached") for side in r.get("runs", {}).values() for run in side)
 
 
 def table_rows(results: dict) -> list:
