@@ -361,7 +361,7 @@ def _predictions(target, images, trust=False):
 
     portable = formats.model_file(target) if os.path.exists(target) else None
     if portable:
-        runner = formats.load(portable)
+        runner = formats.load(portable, trust=trust)
         meta = runner.metadata
         contract = runner.contract
         if not contract:
@@ -372,7 +372,8 @@ def _predictions(target, images, trust=False):
         served = (x * 255).round().astype("uint8") if spec["dtype"] == "uint8" else x
         return meta.get("task"), runner(inputs=served), meta.get("class_names") or [], x
     is_export = os.path.isdir(target) and (
-        os.path.exists(os.path.join(target, "saved_model.pb"))
+        any(os.path.exists(os.path.join(target, f)) for f in ("saved_model.pb", "saved_model.pbtxt",
+                                                              "saved_model.cpb"))
         or any(d.isdigit() for d in os.listdir(target)))
     if is_export:
         from keras_zoo.export import load_export
@@ -478,6 +479,28 @@ def cmd_predict(args) -> int:
 # --------------------------------------------------------------------------- sample
 
 
+# --------------------------------------------------------------------------- scan
+
+
+def cmd_scan(args) -> int:
+    """`keras-zoo scan PATH`: the loaders' checks, reported in full; exit 0 safe, 1 otherwise."""
+    from keras_zoo.export import scan
+    from keras_zoo.export.scanning import format_report
+
+    report = scan(args.path, trust=args.trust)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0 if report["verdict"] == "safe" else 1
+
+
+def _add_scan(add_command) -> None:
+    p = add_command("scan", help="list what a model file would run and whether keras-zoo would load it")
+    p.add_argument("path", help="SavedModel or export directory, .keras archive, .onnx or .tflite file")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.add_argument("--trust", action="store_true",
+                   help="the verdict of a load with --trust (provenance and unknown ops lifted; refused ops stay)")
+    p.set_defaults(func=cmd_scan)
+
+
 def cmd_sample(args) -> int:
     from keras_zoo import evaluation
 
@@ -539,7 +562,8 @@ def _terminal_columns() -> int:
         return 80
 
 
-COMMANDS = ("list", "info", "train", "evaluate", "export", "finetune", "tune", "predict", "sample", "experiment")
+COMMANDS = ("list", "info", "train", "evaluate", "export", "finetune", "tune", "predict", "sample", "experiment",
+            "scan")
 
 
 class _NotBuilt:
@@ -700,6 +724,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--out", help="where plots and the JSON table go (default runs/experiment-NAME)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_experiment)
+    _add_scan(add_command)
     return parser
 
 

@@ -1,0 +1,255 @@
+"""The SavedModel op allow-list and `keras-zoo scan`, against the bypasses a deny-list let through.
+
+Each hostile SavedModel below is built for real, given a forged ``keras_zoo.json`` whose sha256s
+match (anyone can compute them), and must be refused by ``keras-zoo predict`` without ``--trust``
+and named by ``keras-zoo scan``.
+"""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import keras
+import tensorflow as tf
+
+import keras_zoo
+from keras_zoo import cli
+from keras_zoo.export import export_model, load_export, scan
+from keras_zoo.export.trust import (METADATA_FILE, UnsafeExportError, UntrustedExportError, allowed_ops,
+                                    never_reason, op_types, record_files)
+
+SPEC = tf.TensorSpec([None, 8, 8, 1], tf.float32, name="inputs")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    model = keras_zoo.create_model("mlp_lecture", input_shape=(8, 8, 1), num_classes=3)
+    return export_model(model, str(tmp_path_factory.mktemp("served")), class_names=["a", "b", "c"])
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("img") / "x.png"
+    Image.fromarray(np.zeros((8, 8), "uint8"), mode="L").save(path)
+    return str(path)
+
+
+def _forge_metadata(path):
+    """Metadata with correct checksums, as an attacker could write it: provenance passes."""
+    meta = {"model": "forged", "task": "classification", "input_shape": [8, 8, 1], "class_names": []}
+    meta["files"] = record_files(path)
+    os.makedirs(os.path.join(path, "assets.extra"), exist_ok=True)
+    with open(os.path.join(path, METADATA_FILE), "w") as f:
+        json.dump(meta, f)
+    return str(path)
+
+
+def _probabilities(x):
+    return {"probabilities": tf.nn.softmax(tf.reshape(x, [-1, 64])[:, :3])}
+
+
+# --- the hostile SavedModels -------------------------------------------------------------------
+
+
+def _nested_dataset(tmp):
+    """serving_default rebuilds a dataset from a graph in a string constant: the graph reads a file
+    and caches to a path; no op of the serving graph itself names a file."""
+    secret = tmp / "secret.txt"
+    secret.write_text("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n")
+    dataset = tf.data.TextLineDataset(str(secret)).cache(str(tmp / "cache"))
+    graph = tf.raw_ops.DatasetToGraphV2(input_dataset=dataset._variant_tensor).numpy()
+
+    class Module(tf.Module):
+        @tf.function(input_signature=[SPEC])
+        def serve(self, inputs):
+            # Chosen at run time (on the input's size) so that grappler does not fold it away.
+            variant = tf.raw_ops.DatasetFromGraph(
+                graph_def=tf.where(tf.size(inputs) >= 0, tf.constant(graph), tf.constant(b"")))
+            lines = tf.data.experimental.from_variant(variant, tf.TensorSpec([], tf.string))
+            line = lines.reduce(tf.constant(""), lambda text, line: text + line)  # reads it all: cached
+            return _probabilities(inputs + tf.cast(tf.strings.length(line), tf.float32))
+
+    return Module(), ["DatasetFromGraph", "TextLineDataset", "CacheDatasetV2"], ["cache*"]
+
+
+def _print_to_file(tmp):
+    class Module(tf.Module):
+        @tf.function(input_signature=[SPEC])
+        def serve(self, inputs):
+            tf.print(inputs, output_stream=f"file://{tmp / 'printed.txt'}")
+            return _probabilities(inputs)
+
+    return Module(), ["PrintV2"], ["printed.txt"]
+
+
+def _save_in_serving(op):
+    def build(tmp):
+        class Module(tf.Module):
+            @tf.function(input_signature=[SPEC])
+            def serve(self, inputs):
+                if op == "SaveV2":
+                    done = tf.raw_ops.SaveV2(prefix=str(tmp / "ckpt"), tensor_names=["x"],
+                                             shape_and_slices=[""], tensors=[inputs])
+                else:
+                    done = tf.raw_ops.MergeV2Checkpoints(checkpoint_prefixes=[str(tmp / "nothing")],
+                                                         destination_prefix=str(tmp / "merged"))
+                with tf.control_dependencies([done]):
+                    return _probabilities(tf.identity(inputs))
+
+        return Module(), [op], ["ckpt*"] if op == "SaveV2" else []
+
+    return build
+
+
+def _text_file_table(tmp):
+    vocab = tmp / "vocab.txt"
+    vocab.write_text("a\nb\nc\n")
+
+    class Module(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = tf.lookup.StaticHashTable(tf.lookup.TextFileInitializer(
+                str(vocab), tf.string, tf.lookup.TextFileIndex.WHOLE_LINE, tf.int64,
+                tf.lookup.TextFileIndex.LINE_NUMBER), -1)
+
+        @tf.function(input_signature=[SPEC])
+        def serve(self, inputs):
+            return _probabilities(inputs + tf.cast(self.table.lookup(tf.constant("b")), tf.float32))
+
+    return Module(), ["InitializeTableFromTextFileV2"], []
+
+
+def _legacy_reader(tmp):
+    class Module(tf.Module):
+        @tf.function(input_signature=[SPEC])
+        def serve(self, inputs):
+            reader = tf.raw_ops.WholeFileReaderV2()
+            produced = tf.raw_ops.ReaderNumRecordsProducedV2(reader_handle=reader)
+            return _probabilities(inputs + tf.cast(produced, tf.float32))
+
+    return Module(), ["WholeFileReaderV2", "ReaderNumRecordsProducedV2"], []
+
+
+HOSTILE = {"nested dataset graph": _nested_dataset, "PrintV2 to a file": _print_to_file,
+           "SaveV2 in serving": _save_in_serving("SaveV2"),
+           "MergeV2Checkpoints in serving": _save_in_serving("MergeV2Checkpoints"),
+           "text-file table": _text_file_table, "legacy reader": _legacy_reader}
+
+
+def _save(module, path):
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+    return str(path)
+
+
+def _refused_by_predict_and_named_by_scan(path, ops, image, capsys):
+    assert cli.main(["predict", path, image]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "refusing" in err and any(f"'{op}'" in err for op in ops), err
+    assert cli.main(["scan", path]) == 1
+    out = capsys.readouterr().out
+    for op in ops:
+        assert any(line.split()[:2] == ["refused", op] for line in out.splitlines()), (op, out)
+    assert out.rstrip().endswith("verdict: refused")
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_hostile_savedmodels_are_refused_without_trust_and_named_by_scan(kind, tmp_path, image, capsys):
+    module, ops, written = HOSTILE[kind](tmp_path)
+    path = _forge_metadata(_save(module, tmp_path / "export"))
+    _refused_by_predict_and_named_by_scan(path, ops, image, capsys)
+    with pytest.raises(UnsafeExportError, match=rf"'({'|'.join(ops)})'"):
+        load_export(path, trust=True)  # nothing lifts these
+    assert not [p for pattern in written for p in tmp_path.glob(pattern)], "the refused graph ran"
+    if written:  # the attack is real: TensorFlow itself runs the graph and the files appear
+        tf.saved_model.load(path).signatures["serving_default"](inputs=tf.zeros([1, 8, 8, 1]))
+        assert all(list(tmp_path.glob(pattern)) for pattern in written)
+
+
+def test_saveV2_in_serving_stays_refused_when_the_files_saver_def_names_it(tmp_path, image, capsys):
+    """The file's saver_def names the serving call as the saver and TensorFlow's own save and
+    restore functions are dropped: the exemption follows from what the package knows, not the file."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    module, ops, _ = _save_in_serving("SaveV2")(tmp_path)
+    path = _save(module, tmp_path / "export")
+    pb = os.path.join(path, "saved_model.pb")
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString(open(pb, "rb").read())
+    meta = saved.meta_graphs[0]
+    serving_call = next(n.name for n in meta.graph_def.node if n.op == "StatefulPartitionedCall"
+                        and "signature_wrapper" in n.attr["f"].func.name)
+    meta.saver_def.save_tensor_name = f"{serving_call}:0"
+    meta.saver_def.restore_op_name = serving_call
+    dropped = [f.signature.name for f in meta.graph_def.library.function if "_traced_" in f.signature.name]
+    kept = [f for f in meta.graph_def.library.function if f.signature.name not in dropped]
+    del meta.graph_def.library.function[:]
+    meta.graph_def.library.function.extend(kept)
+    kept_nodes = [n for n in meta.graph_def.node if n.attr["f"].func.name not in dropped]
+    del meta.graph_def.node[:]
+    meta.graph_def.node.extend(kept_nodes)
+    open(pb, "wb").write(saved.SerializeToString())
+    _forge_metadata(path)
+    _refused_by_predict_and_named_by_scan(path, ops, image, capsys)
+    # A function that takes the saver's name but is what the signature calls is no saver either.
+    text = open(pb, "rb").read()
+    wrapper = next(f.signature.name for f in meta.graph_def.library.function
+                   if f.signature.name.startswith("__inference_serve"))
+    renamed = b"__inference__traced_save_" + b"9" * (len(wrapper) - len("__inference__traced_save_"))
+    open(pb, "wb").write(text.replace(wrapper.encode(), renamed))
+    _forge_metadata(path)
+    assert scan(path)["verdict"] == "refused"
+
+
+@pytest.mark.parametrize("beside", [False, True], ids=["pbtxt only", "pbtxt beside pb"])
+def test_pbtxt_graphs_are_refused_always(exported, tmp_path, image, capsys, beside):
+    from google.protobuf import text_format
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    copy = tmp_path / "copy"
+    shutil.copytree(exported, copy)
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString(open(copy / "saved_model.pb", "rb").read())
+    (copy / "saved_model.pbtxt").write_text(text_format.MessageToString(saved))
+    if not beside:
+        os.unlink(copy / "saved_model.pb")
+    _forge_metadata(str(copy))
+    assert cli.main(["predict", str(copy), image]) == 2
+    assert "saved_model.pbtxt, a graph format this checker does not parse" in capsys.readouterr().err
+    assert cli.main(["scan", str(copy)]) == 1
+    assert "saved_model.pbtxt" in capsys.readouterr().out
+    with pytest.raises(UnsafeExportError, match="pbtxt"):
+        load_export(str(copy), trust=True)
+
+
+def test_unknown_ops_need_trust_and_scan_says_so(tmp_path, image, capsys):
+    class Module(tf.Module):
+        @tf.function(input_signature=[SPEC])
+        def serve(self, inputs):
+            return _probabilities(tf.math.lgamma(inputs + 1.0))  # Lgamma: in no keras_zoo export
+
+    path = _forge_metadata(_save(Module(), tmp_path / "export"))
+    assert "Lgamma" not in allowed_ops()["ops"]
+    with pytest.raises(UntrustedExportError, match=r"'Lgamma'.*never contain.*trust=True"):
+        load_export(path)
+    load_export(path, trust=True)
+    report = scan(path)
+    assert report["verdict"] == "needs trust"
+    assert [r["op"] for r in report["ops"] if r["status"] == "unknown"] == ["Lgamma"]
+    assert scan(path, trust=True)["verdict"] == "safe"
+    assert cli.main(["scan", path, "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["verdict"] == "needs trust"
+
+
+def test_an_export_is_safe_for_scan_and_its_ops_are_all_in_the_table(exported, capsys):
+    table = allowed_ops()
+    assert not [op for op in table["ops"] if never_reason(op)]  # the table allows no refused op
+    assert set(op_types(exported)) <= table["ops"] | table["saver_ops"]
+    assert cli.main(["scan", exported]) == 0
+    out = capsys.readouterr().out
+    assert "verdict: safe" in out and "every file matches" in out
