@@ -253,3 +253,113 @@ def test_an_export_is_safe_for_scan_and_its_ops_are_all_in_the_table(exported, c
     assert cli.main(["scan", exported]) == 0
     out = capsys.readouterr().out
     assert "verdict: safe" in out and "every file matches" in out
+
+
+# --- ONNX and LiteRT files ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def portable(tmp_path_factory):
+    """{format: version folder} of one small classifier exported as ONNX and LiteRT."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("ai_edge_litert")
+    keras.utils.set_random_seed(0)
+    model = keras_zoo.create_model("mlp_lecture", input_shape=(8, 8, 1), num_classes=3)
+    root = str(tmp_path_factory.mktemp("portable"))
+    return {fmt: export_model(model, root, class_names=["a", "b", "c"], format=fmt) for fmt in ("onnx", "litert")}
+
+
+@pytest.mark.parametrize("fmt, file", [("onnx", "model.onnx"), ("litert", "model.tflite")])
+def test_changed_added_or_missing_files_of_onnx_and_litert_exports_need_trust(portable, fmt, file, tmp_path,
+                                                                            image, capsys):
+    from keras_zoo.export import formats
+
+    meta = json.loads(open(os.path.join(portable[fmt], "keras_zoo.json")).read())
+    assert sorted(meta["files"]) == sorted(["class_names.txt", file])
+    assert cli.main(["predict", portable[fmt], image]) == 0 and cli.main(["scan", portable[fmt]]) == 0
+    capsys.readouterr()
+    for damage in ("byte", "added", "missing"):
+        copy = tmp_path / damage
+        shutil.copytree(portable[fmt], copy)
+        if damage == "byte":  # one byte of the weights' region changed: the file still parses
+            data = bytearray((copy / file).read_bytes())
+            data[len(data) // 2] ^= 0x01
+            (copy / file).write_bytes(bytes(data))
+            expected = f"{file} does not match the sha256"
+        elif damage == "added":
+            (copy / "extra.bin").write_bytes(b"x")
+            expected = "extra.bin"
+        else:
+            os.unlink(copy / "class_names.txt")
+            expected = "class_names.txt"
+        assert cli.main(["predict", str(copy / file), image]) == 2, damage
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and expected in err and "--trust" in err, err
+        assert scan(str(copy))["verdict"] == "needs trust"
+    assert cli.main(["predict", str(tmp_path / "added" / file), image, "--trust"]) == 0  # --trust honoured
+    assert capsys.readouterr().out.startswith(image)
+    # Without keras_zoo.json the file needs trust, and its inputs are still checked (from the file).
+    os.unlink(tmp_path / "added" / "keras_zoo.json")
+    with pytest.raises(UntrustedExportError, match="no readable keras_zoo metadata"):
+        formats.load(str(tmp_path / "added" / file))
+    runner = formats.load(str(tmp_path / "added" / file), trust=True)
+    with pytest.raises(ValueError, match=r"is float32 \(1, 8, 8, 1\); expected uint8"):
+        runner(inputs=np.zeros((1, 8, 8, 1), "float32"))
+
+
+def test_onnx_custom_domains_and_outside_external_data_are_refused_always(portable, tmp_path, capsys):
+    import onnx
+    import onnxruntime as ort
+
+    from keras_zoo.export import formats
+    from keras_zoo.export.portable import UnsafeModelFileError
+
+    source = os.path.join(portable["onnx"], "model.onnx")
+    custom = tmp_path / "custom"
+    shutil.copytree(portable["onnx"], custom)
+    model = onnx.load(source)
+    model.graph.node[0].domain = "org.evil"
+    model.opset_import.add(domain="org.evil", version=1)
+    onnx.save(model, str(custom / "model.onnx"))
+    with pytest.raises(UnsafeModelFileError, match=r"custom-op domain 'org.evil'"):
+        formats.load(str(custom), trust=True)
+    assert cli.main(["scan", str(custom)]) == 1
+    assert "refused  org.evil::" in capsys.readouterr().out
+
+    outside = tmp_path / "outside"
+    shutil.copytree(portable["onnx"], outside)
+    model = onnx.load(source)
+    tensor = max(model.graph.initializer, key=lambda t: len(t.raw_data) or t.ByteSize())
+    (tmp_path / "stolen.bin").write_bytes(onnx.numpy_helper.to_array(tensor).tobytes())
+    tensor.external_data.add(key="location", value="../stolen.bin")
+    tensor.ClearField("raw_data")
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    (outside / "model.onnx").write_bytes(model.SerializeToString())  # onnx.save refuses to write it
+    with pytest.raises(UnsafeModelFileError, match=r"external data outside the model's folder") as err:
+        formats.load(str(outside), trust=True)
+    assert "\n" not in str(err.value) and "../stolen.bin" in str(err.value)
+    # onnxruntime refuses it too today; the package does not depend on that.
+    with pytest.raises(Exception, match="(?i)outside|escapes|external data"):
+        ort.InferenceSession(str(outside / "model.onnx"), providers=["CPUExecutionProvider"])
+
+
+def test_litert_custom_operators_are_refused_always(portable, tmp_path, capsys):
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    from keras_zoo.export import formats
+    from keras_zoo.export.portable import UnsafeModelFileError
+
+    copy = tmp_path / "custom"
+    shutil.copytree(portable["litert"], copy)
+    model = schema.ModelT.InitFromPackedBuf((copy / "model.tflite").read_bytes(), 0)
+    code = model.operatorCodes[0]
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.CUSTOM
+    code.customCode = "FlexReadFile"  # a TensorFlow op through the Flex delegate
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    (copy / "model.tflite").write_bytes(bytes(builder.Output()))
+    with pytest.raises(UnsafeModelFileError, match=r"custom:FlexReadFile .* custom operator"):
+        formats.load(str(copy), trust=True)
+    assert cli.main(["scan", str(copy / "model.tflite")]) == 1
+    assert "refused  custom:FlexReadFile" in capsys.readouterr().out
