@@ -793,6 +793,34 @@ def _add_distribute(parser) -> None:
                         help="train under a tf.distribute strategy: mirrored (every local GPU, or the CPU) "
                              "or multi_worker (the cluster in TF_CONFIG; the chief writes the run "
                              "directory). The batch size stays the global batch")
+    parser.add_argument("--worker-timeout", type=_positive_float, action=_WorkerTimeout, metavar="SECONDS",
+                        help="multi_worker: how long to wait for a TF_CONFIG task that has not started or "
+                             "stopped answering, with a line every 30 s naming it, before exiting with "
+                             "status 1 (default 600)")
+
+
+class _WorkerTimeout(argparse.Action):
+    """--worker-timeout: sets `keras_zoo.distribute.set_worker_timeout` as it is parsed (no TensorFlow)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from keras_zoo import distribute
+
+        distribute.set_worker_timeout(values)
+        setattr(namespace, self.dest, values)
+
+
+def _unraisable_in_one_line(unraisable) -> None:
+    """`sys.unraisablehook` of the program: an exception Python cannot raise (one in a destructor,
+    such as h5py's ``__dealloc__`` of a file a full disk left half written) is one warning line, not
+    a traceback; an ENOSPC one says nothing, since the command's own error line already names the
+    file. ``--debug`` keeps Python's default hook."""
+    err = unraisable.exc_value
+    text = str(err)
+    if getattr(err, "errno", None) == 28 or "No space left" in text or "errno = 28" in text:
+        return
+    where = unraisable.err_msg or "Exception ignored"
+    print(f"keras-zoo: warning: {where}: {_one_line(err) if err is not None else unraisable.exc_type.__name__}",
+          file=sys.stderr)
 
 
 def main(argv=None) -> int:
@@ -802,6 +830,16 @@ def main(argv=None) -> int:
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     args = build_parser(argv[0] if argv and argv[0] in COMMANDS else None).parse_args(argv)
+    hook = sys.unraisablehook
+    if not debug:
+        sys.unraisablehook = _unraisable_in_one_line
+    try:
+        return _run(args, debug)
+    finally:
+        sys.unraisablehook = hook
+
+
+def _run(args, debug: bool) -> int:
     try:
         _check_names(args)
         if args.func not in _WITHOUT_TENSORFLOW:
@@ -816,6 +854,9 @@ def main(argv=None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 141
     except Exception as err:  # noqa: BLE001  (the CLI's contract: one line, never a traceback)
+        import gc
+
+        gc.collect()  # objects the error left half done (an h5py file on a full disk) go now, under our hook
         if debug:
             import traceback
 
@@ -836,6 +877,8 @@ def console_main() -> int:
     programs call in a process that goes on."""
     import gc
 
+    if "--debug" not in sys.argv:
+        sys.unraisablehook = _unraisable_in_one_line  # also for what the interpreter's exit finalises
     status = main()
     gc.freeze()
     return status
