@@ -250,7 +250,7 @@ MAX_DOWNLOAD_BYTES = 4 << 30  # the largest checkpoint a zoo model has is tens o
 
 
 def _download(url: str, target: str, sha256: str, timeout: float, max_bytes: int = MAX_DOWNLOAD_BYTES,
-              algorithm: str = "sha256") -> None:
+              algorithm: str = "sha256", limit_name: str = "max_bytes=") -> None:
     """Stream `url` into a temporary file beside `target`, hashing as it goes; rename on a match.
     A download that announces or reaches more than `max_bytes` is abandoned."""
     with atomic_path(target, suffix=".part") as tmp:
@@ -259,12 +259,12 @@ def _download(url: str, target: str, sha256: str, timeout: float, max_bytes: int
             expected_length = response.headers.get("Content-Length")
             if expected_length is not None and int(expected_length) > max_bytes:
                 raise WeightIntegrityError(f"download of {url} announces {expected_length} bytes, more than "
-                                           f"the limit of {max_bytes} (max_bytes=); nothing was kept")
+                                           f"the limit of {max_bytes} ({limit_name}); nothing was kept")
             for block in iter(lambda: response.read(1 << 20), b""):
                 received += len(block)
                 if received > max_bytes:
                     raise WeightIntegrityError(f"download of {url} went past the limit of {max_bytes} "
-                                               "bytes (max_bytes=); nothing was kept")
+                                               f"bytes ({limit_name}); nothing was kept")
                 digest.update(block)
                 out.write(block)
             out.flush()
@@ -285,7 +285,7 @@ def cached_path(url: str, sha256: str, cache: str | None = None) -> str:
 
 
 def fetch(source: str, sha256: str, *, cache: str | None = None, timeout: float = 60.0,
-          max_bytes: int = MAX_DOWNLOAD_BYTES, algorithm: str = "sha256") -> str:
+          max_bytes: int = MAX_DOWNLOAD_BYTES, algorithm: str = "sha256", size: int | None = None) -> str:
     """A verified local copy of a weight file from a path or an http(s) URL.
 
     A local path is checked in place. A URL is downloaded into the cache once; a cached file is
@@ -300,6 +300,9 @@ def fetch(source: str, sha256: str, *, cache: str | None = None, timeout: float 
         max_bytes: a download larger than this is abandoned (default 4 GiB).
         algorithm: ``"sha256"``, or ``"md5"`` where the publisher records only that (Keras's
             ImageNet weights).
+        size: the file's length in bytes where it is known (a manifest's ``size_bytes``): a
+            download stops as soon as it goes past it, and a local or cached file of another
+            length is refused before it is hashed.
 
     Returns:
         The path of the verified file.
@@ -312,16 +315,21 @@ def fetch(source: str, sha256: str, *, cache: str | None = None, timeout: float 
     if not _is_url(source):
         if "://" in source:
             raise ValueError(f"weights can come from a file path or an http(s) URL, got {source!r}")
-        return verify(source, sha256, algorithm=algorithm)
+        return verify(source, sha256, size, algorithm=algorithm)
+    limit_name = "max_bytes="
+    if size is not None:
+        size = int(size)
+        if size < max_bytes:
+            max_bytes, limit_name = size, "the expected size, size="
     target = cached_path(source, sha256, cache)
     if os.path.exists(target):
         try:
-            return verify(target, sha256, algorithm=algorithm)
+            return verify(target, sha256, size, algorithm=algorithm)
         except WeightIntegrityError as err:
             log.warning("cached weights failed their check (%s); downloading %s again", err, source)
             os.unlink(target)
     log.info("downloading %s to %s", source, target)
-    _download(source, target, sha256, timeout, max_bytes, algorithm)
+    _download(source, target, sha256, timeout, max_bytes, algorithm, limit_name)
     return target
 
 

@@ -412,8 +412,10 @@ class _Links:
         if not os.path.islink(path):
             return True
         target = os.path.realpath(path)
+        parent = os.path.realpath(os.path.dirname(path))
         inside = target == self.root or target.startswith(self.root + os.sep)
-        if inside and os.path.exists(target) and (seen is None or target not in seen):
+        loop = (seen is not None and target in seen) or parent == target or parent.startswith(target + os.sep)
+        if inside and os.path.exists(target) and not loop:
             return True
         self.skipped.append(path)
         return False
