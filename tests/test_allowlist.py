@@ -197,13 +197,31 @@ def test_saveV2_in_serving_stays_refused_when_the_files_saver_def_names_it(tmp_p
     _forge_metadata(path)
     _refused_by_predict_and_named_by_scan(path, ops, image, capsys)
     # A function that takes the saver's name but is what the signature calls is no saver either.
-    text = open(pb, "rb").read()
-    wrapper = next(f.signature.name for f in meta.graph_def.library.function
-                   if f.signature.name.startswith("__inference_serve"))
-    renamed = b"__inference__traced_save_" + b"9" * (len(wrapper) - len("__inference__traced_save_"))
-    open(pb, "wb").write(text.replace(wrapper.encode(), renamed))
+    wrapper = next(f for f in meta.graph_def.library.function if f.signature.name.startswith("__inference_serve"))
+    old_name, new_name = wrapper.signature.name, "__inference__traced_save_999"
+    wrapper.signature.name = new_name
+    for node in [*meta.graph_def.node, *(n for f in meta.graph_def.library.function for n in f.node_def)]:
+        for value in node.attr.values():
+            if value.HasField("func") and value.func.name == old_name:
+                value.func.name = new_name
+    for concrete in list(meta.object_graph_def.concrete_functions):
+        if concrete == old_name:
+            meta.object_graph_def.concrete_functions[new_name].CopyFrom(
+                meta.object_graph_def.concrete_functions[old_name])
+            del meta.object_graph_def.concrete_functions[old_name]
+    for obj in meta.object_graph_def.nodes:
+        if obj.WhichOneof("kind") == "function":
+            names = [new_name if n == old_name else n for n in obj.function.concrete_functions]
+            del obj.function.concrete_functions[:]
+            obj.function.concrete_functions.extend(names)
+        elif obj.WhichOneof("kind") == "bare_concrete_function" and \
+                obj.bare_concrete_function.concrete_function_name == old_name:
+            obj.bare_concrete_function.concrete_function_name = new_name
+    open(pb, "wb").write(saved.SerializeToString())
     _forge_metadata(path)
-    assert scan(path)["verdict"] == "refused"
+    report = scan(path)
+    assert report["verdict"] == "refused" and not report["problems"], report["problems"]
+    assert [r["where"] for r in report["ops"] if r["op"] == "SaveV2"] == [[f"function '{new_name}'"]]
 
 
 @pytest.mark.parametrize("beside", [False, True], ids=["pbtxt only", "pbtxt beside pb"])

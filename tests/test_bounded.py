@@ -150,3 +150,19 @@ def test_an_animated_gif_is_bounded_by_all_its_frames(tmp_path):
     assert checks.image_header(str(path), max_pixels=64 * 64 * 20) == ((64, 64), "P")
     with pytest.raises(checks.ImageFileError, match=r"animation of 20 frames of 64x64 = 81920 pixels in all"):
         checks.image_header(str(path), max_pixels=64 * 64 * 10)  # each frame is well under it
+
+
+def test_a_backup_that_cannot_fit_is_refused_before_hdf5_starts_the_file(tmp_path, monkeypatch):
+    """On a real full tmpfs, an HDF5 file whose writes fail printed a traceback per object from
+    h5py's finalisers and the interpreter then crashed (exit 139); the free space is checked first."""
+    import collections
+
+    import keras_zoo
+    from keras_zoo.recipes import backup
+    from keras_zoo.recipes.backup import DiskFullError
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(backup.shutil, "disk_usage", lambda path: usage(1 << 30, (1 << 30) - 4096, 4096))
+    with pytest.raises(DiskFullError, match=r"no space left on the device writing .*epoch-00001.*no backup was written yet"):
+        keras_zoo.train("mlp_lecture", "moons", epochs=1, run_dir=str(tmp_path / "run"), verbose=0)
+    assert os.listdir(tmp_path / "run" / "backup") == []
