@@ -361,7 +361,7 @@ def _predictions(target, images, trust=False):
 
     portable = formats.model_file(target) if os.path.exists(target) else None
     if portable:
-        runner = formats.load(portable)
+        runner = formats.load(portable, trust=trust)
         meta = runner.metadata
         contract = runner.contract
         if not contract:
@@ -372,7 +372,8 @@ def _predictions(target, images, trust=False):
         served = (x * 255).round().astype("uint8") if spec["dtype"] == "uint8" else x
         return meta.get("task"), runner(inputs=served), meta.get("class_names") or [], x
     is_export = os.path.isdir(target) and (
-        os.path.exists(os.path.join(target, "saved_model.pb"))
+        any(os.path.exists(os.path.join(target, f)) for f in ("saved_model.pb", "saved_model.pbtxt",
+                                                              "saved_model.cpb"))
         or any(d.isdigit() for d in os.listdir(target)))
     if is_export:
         from keras_zoo.export import load_export
@@ -478,6 +479,28 @@ def cmd_predict(args) -> int:
 # --------------------------------------------------------------------------- sample
 
 
+# --------------------------------------------------------------------------- scan
+
+
+def cmd_scan(args) -> int:
+    """`keras-zoo scan PATH`: the loaders' checks, reported in full; exit 0 safe, 1 otherwise."""
+    from keras_zoo.export import scan
+    from keras_zoo.export.scanning import format_report
+
+    report = scan(args.path, trust=args.trust)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0 if report["verdict"] == "safe" else 1
+
+
+def _add_scan(add_command) -> None:
+    p = add_command("scan", help="list what a model file would run and whether keras-zoo would load it")
+    p.add_argument("path", help="SavedModel or export directory, .keras archive, .onnx or .tflite file")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.add_argument("--trust", action="store_true",
+                   help="the verdict of a load with --trust (provenance and unknown ops lifted; refused ops stay)")
+    p.set_defaults(func=cmd_scan)
+
+
 def cmd_sample(args) -> int:
     from keras_zoo import evaluation
 
@@ -539,7 +562,8 @@ def _terminal_columns() -> int:
         return 80
 
 
-COMMANDS = ("list", "info", "train", "evaluate", "export", "finetune", "tune", "predict", "sample", "experiment")
+COMMANDS = ("list", "info", "train", "evaluate", "export", "finetune", "tune", "predict", "sample", "experiment",
+            "scan")
 
 
 class _NotBuilt:
@@ -700,6 +724,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--out", help="where plots and the JSON table go (default runs/experiment-NAME)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_experiment)
+    _add_scan(add_command)
     return parser
 
 
@@ -768,6 +793,34 @@ def _add_distribute(parser) -> None:
                         help="train under a tf.distribute strategy: mirrored (every local GPU, or the CPU) "
                              "or multi_worker (the cluster in TF_CONFIG; the chief writes the run "
                              "directory). The batch size stays the global batch")
+    parser.add_argument("--worker-timeout", type=_positive_float, action=_WorkerTimeout, metavar="SECONDS",
+                        help="multi_worker: how long to wait for a TF_CONFIG task that has not started or "
+                             "stopped answering, with a line every 30 s naming it, before exiting with "
+                             "status 1 (default 600)")
+
+
+class _WorkerTimeout(argparse.Action):
+    """--worker-timeout: sets `keras_zoo.distribute.set_worker_timeout` as it is parsed (no TensorFlow)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from keras_zoo import distribute
+
+        distribute.set_worker_timeout(values)
+        setattr(namespace, self.dest, values)
+
+
+def _unraisable_in_one_line(unraisable) -> None:
+    """`sys.unraisablehook` of the program: an exception Python cannot raise (one in a destructor,
+    such as h5py's ``__dealloc__`` of a file a full disk left half written) is one warning line, not
+    a traceback; an ENOSPC one says nothing, since the command's own error line already names the
+    file. ``--debug`` keeps Python's default hook."""
+    err = unraisable.exc_value
+    text = str(err)
+    if getattr(err, "errno", None) == 28 or "No space left" in text or "errno = 28" in text:
+        return
+    where = unraisable.err_msg or "Exception ignored"
+    print(f"keras-zoo: warning: {where}: {_one_line(err) if err is not None else unraisable.exc_type.__name__}",
+          file=sys.stderr)
 
 
 def main(argv=None) -> int:
@@ -777,6 +830,16 @@ def main(argv=None) -> int:
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
     args = build_parser(argv[0] if argv and argv[0] in COMMANDS else None).parse_args(argv)
+    hook = sys.unraisablehook
+    if not debug:
+        sys.unraisablehook = _unraisable_in_one_line
+    try:
+        return _run(args, debug)
+    finally:
+        sys.unraisablehook = hook
+
+
+def _run(args, debug: bool) -> int:
     try:
         _check_names(args)
         if args.func not in _WITHOUT_TENSORFLOW:
@@ -791,6 +854,9 @@ def main(argv=None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 141
     except Exception as err:  # noqa: BLE001  (the CLI's contract: one line, never a traceback)
+        import gc
+
+        gc.collect()  # objects the error left half done (an h5py file on a full disk) go now, under our hook
         if debug:
             import traceback
 
@@ -811,6 +877,8 @@ def console_main() -> int:
     programs call in a process that goes on."""
     import gc
 
+    if "--debug" not in sys.argv:
+        sys.unraisablehook = _unraisable_in_one_line  # also for what the interpreter's exit finalises
     status = main()
     gc.freeze()
     return status

@@ -83,9 +83,173 @@ def resolve_strategy(strategy):
     import tensorflow as tf
 
     if strategy not in _STRATEGIES:
+        if strategy == "multi_worker":
+            limit = worker_timeout()
+            every = min(WAIT_REPORT_SECONDS, max(limit / 4, _PROBE_SECONDS))
+            wait_for_peers(limit, report_every=every)
+            watch_peers(limit, report_every=every)
         _STRATEGIES[strategy] = (tf.distribute.MirroredStrategy() if strategy == "mirrored"
                                  else _multi_worker_class()())
     return _STRATEGIES[strategy]
+
+
+# --------------------------------------------------------------------------- peers of a cluster
+
+DEFAULT_WORKER_TIMEOUT = 600.0   # seconds a worker waits for a missing peer (at start-up or mid-run)
+WAIT_REPORT_SECONDS = 30.0       # one line on stderr this often while a peer is missing
+_PROBE_SECONDS = 2.0
+_worker_timeout = [None]
+
+
+def set_worker_timeout(seconds: float) -> float:
+    """How long a ``"multi_worker"`` process waits for a task of ``TF_CONFIG`` that has not started,
+    or has stopped answering, before it exits with status 1 naming it (CLI ``--worker-timeout``;
+    default `DEFAULT_WORKER_TIMEOUT`, 600 s, or the ``KERAS_ZOO_WORKER_TIMEOUT`` environment variable).
+    Set it before the strategy is created (before `train`, `finetune` or `tune`)."""
+    import math
+
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise ValueError(f"worker timeout must be a finite number of seconds > 0, got {seconds!r}")
+    _worker_timeout[0] = value
+    return value
+
+
+def worker_timeout() -> float:
+    if _worker_timeout[0] is None:
+        env = os.environ.get("KERAS_ZOO_WORKER_TIMEOUT")
+        return set_worker_timeout(env) if env else DEFAULT_WORKER_TIMEOUT
+    return _worker_timeout[0]
+
+
+def _answers(address: str) -> bool:
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=_PROBE_SECONDS):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+class WorkerTimeoutError(TimeoutError):
+    """A task of ``TF_CONFIG`` did not start, or stopped answering, within the worker timeout."""
+
+
+def _peers(config: dict) -> list[tuple]:
+    own = (config["task"]["type"], int(config["task"]["index"]))
+    return [(kind, i, address) for kind, addresses in config["cluster"].items()
+            for i, address in enumerate(addresses) if (kind, i) != own]
+
+
+def wait_for_peers(timeout: float, config: dict | None = None, *, report_every: float = WAIT_REPORT_SECONDS,
+                   stream=None) -> None:
+    """Wait, before TensorFlow's collective runtime starts, until every other task of ``TF_CONFIG``
+    answers at its address; a line every `report_every` seconds names those missing, and after
+    `timeout` seconds `WorkerTimeoutError` names the first.
+
+    TensorFlow waits for missing tasks inside its runtime's start-up, silently, without limit and
+    holding Python's interpreter lock (no thread can speak meanwhile); so the wait happens here
+    first. While waiting, this process answers at its own address (a plain listening socket, closed
+    before TensorFlow's server takes the port), so that peers waiting the same way see it.
+    """
+    import socket
+    import sys
+    import time
+
+    config = config or cluster_config()
+    stream = stream or sys.stderr
+    peers = _peers(config)
+    own = config["cluster"][config["task"]["type"]][int(config["task"]["index"])]
+    host, _, port = own.rpartition(":")
+    listener = None
+    try:
+        listener = socket.socket(socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("", int(port)))
+        listener.listen(64)
+    except (OSError, ValueError):  # the port is taken (a restarted task's server lingering): just probe
+        if listener is not None:
+            listener.close()
+        listener = None
+    start = reported = time.monotonic()
+    try:
+        while True:
+            missing = [p for p in peers if not _answers(p[2])]
+            now = time.monotonic()
+            if not missing:
+                return
+            kind, i, address = missing[0]
+            others = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            if now - start >= timeout:
+                raise WorkerTimeoutError(f"{kind} {i} at {address}{others} did not start within {timeout:g} s "
+                                         "(--worker-timeout); stopping")
+            if now - reported >= report_every:
+                reported = now
+                print(f"keras-zoo: waiting for {kind} {i} at {address}{others}, {now - start:.0f} s of "
+                      f"{timeout:g} s", file=stream, flush=True)
+            time.sleep(1.0)
+    finally:
+        if listener is not None:
+            listener.close()
+
+
+def watch_peers(timeout: float, config: dict | None = None, *, report_every: float = WAIT_REPORT_SECONDS,
+                stream=None) -> "threading.Thread":
+    """Watch the other tasks of ``TF_CONFIG`` from a daemon thread, once they have all answered
+    (`wait_for_peers`): a task that stops answering mid-run (its process died, its machine went
+    away) is named in a line every `report_every` seconds (``lost contact with worker 1 at
+    127.0.0.1:PORT, 40 s of 600 s``), and once it has been silent for `timeout` seconds this
+    process prints one line and exits with status 1 (a collective operation would wait for it
+    forever). A task restarted within the limit is waited for, as TensorFlow does.
+    """
+    import sys
+    import threading
+    import time
+
+    config = config or cluster_config()
+    stream = stream or sys.stderr
+    peers = _peers(config)
+
+    def run():
+        since = {peer: time.monotonic() for peer in peers}  # when each was last seen (or start-up)
+        joined, reported = set(peers), time.monotonic()
+        while True:
+            now = time.monotonic()
+            missing = []
+            for peer in peers:
+                if _answers(peer[2]):
+                    since[peer] = time.monotonic()
+                    joined.add(peer)
+                else:
+                    missing.append(peer)
+            now = time.monotonic()
+            late = [p for p in missing if now - since[p] >= timeout]
+            if late:
+                kind, i, address = late[0]
+                what = "did not start" if late[0] not in joined else "stopped answering"
+                print(f"keras-zoo: {kind} {i} at {address} {what} within {timeout:g} s (--worker-timeout); "
+                      "stopping", file=stream, flush=True)
+                sys.stdout.flush()
+                os._exit(1)
+            if missing and now - reported >= report_every:
+                reported = now
+                kind, i, address = missing[0]
+                others = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+                verb = "waiting for" if missing[0] not in joined else "lost contact with"
+                print(f"keras-zoo: {verb} {kind} {i} at {address}{others}, {now - since[missing[0]]:.0f} s of "
+                      f"{timeout:g} s", file=stream, flush=True)
+            elif not missing:
+                reported = now
+            time.sleep(_PROBE_SECONDS)
+
+    thread = threading.Thread(target=run, name="keras_zoo-peer-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 def _multi_worker_class():

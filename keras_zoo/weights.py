@@ -27,7 +27,6 @@ import os
 import re
 import urllib.parse
 import urllib.request
-import zipfile
 
 from keras_zoo._io import atomic_path, sha256_of
 
@@ -50,8 +49,7 @@ class WeightIntegrityError(ValueError):
     """A weight file's sha256 (or length) is not the one it was published with."""
 
 
-class UnsafeArchiveError(ValueError):
-    """A `.keras` archive needs unsafe deserialisation (arbitrary code) to load; it is refused."""
+from keras_zoo.export.archive import UnsafeArchiveError  # noqa: E402,F401  (public name)
 
 
 # --------------------------------------------------------------------------- where things are
@@ -252,7 +250,7 @@ MAX_DOWNLOAD_BYTES = 4 << 30  # the largest checkpoint a zoo model has is tens o
 
 
 def _download(url: str, target: str, sha256: str, timeout: float, max_bytes: int = MAX_DOWNLOAD_BYTES,
-              algorithm: str = "sha256") -> None:
+              algorithm: str = "sha256", limit_name: str = "max_bytes=") -> None:
     """Stream `url` into a temporary file beside `target`, hashing as it goes; rename on a match.
     A download that announces or reaches more than `max_bytes` is abandoned."""
     with atomic_path(target, suffix=".part") as tmp:
@@ -261,12 +259,12 @@ def _download(url: str, target: str, sha256: str, timeout: float, max_bytes: int
             expected_length = response.headers.get("Content-Length")
             if expected_length is not None and int(expected_length) > max_bytes:
                 raise WeightIntegrityError(f"download of {url} announces {expected_length} bytes, more than "
-                                           f"the limit of {max_bytes} (max_bytes=); nothing was kept")
+                                           f"the limit of {max_bytes} ({limit_name}); nothing was kept")
             for block in iter(lambda: response.read(1 << 20), b""):
                 received += len(block)
                 if received > max_bytes:
                     raise WeightIntegrityError(f"download of {url} went past the limit of {max_bytes} "
-                                               "bytes (max_bytes=); nothing was kept")
+                                               f"bytes ({limit_name}); nothing was kept")
                 digest.update(block)
                 out.write(block)
             out.flush()
@@ -287,7 +285,7 @@ def cached_path(url: str, sha256: str, cache: str | None = None) -> str:
 
 
 def fetch(source: str, sha256: str, *, cache: str | None = None, timeout: float = 60.0,
-          max_bytes: int = MAX_DOWNLOAD_BYTES, algorithm: str = "sha256") -> str:
+          max_bytes: int = MAX_DOWNLOAD_BYTES, algorithm: str = "sha256", size: int | None = None) -> str:
     """A verified local copy of a weight file from a path or an http(s) URL.
 
     A local path is checked in place. A URL is downloaded into the cache once; a cached file is
@@ -302,6 +300,9 @@ def fetch(source: str, sha256: str, *, cache: str | None = None, timeout: float 
         max_bytes: a download larger than this is abandoned (default 4 GiB).
         algorithm: ``"sha256"``, or ``"md5"`` where the publisher records only that (Keras's
             ImageNet weights).
+        size: the file's length in bytes where it is known (a manifest's ``size_bytes``): a
+            download stops as soon as it goes past it, and a local or cached file of another
+            length is refused before it is hashed.
 
     Returns:
         The path of the verified file.
@@ -314,86 +315,32 @@ def fetch(source: str, sha256: str, *, cache: str | None = None, timeout: float 
     if not _is_url(source):
         if "://" in source:
             raise ValueError(f"weights can come from a file path or an http(s) URL, got {source!r}")
-        return verify(source, sha256, algorithm=algorithm)
+        return verify(source, sha256, size, algorithm=algorithm)
+    limit_name = "max_bytes="
+    if size is not None:
+        size = int(size)
+        if size < max_bytes:
+            max_bytes, limit_name = size, "the expected size, size="
     target = cached_path(source, sha256, cache)
     if os.path.exists(target):
         try:
-            return verify(target, sha256, algorithm=algorithm)
+            return verify(target, sha256, size, algorithm=algorithm)
         except WeightIntegrityError as err:
             log.warning("cached weights failed their check (%s); downloading %s again", err, source)
             os.unlink(target)
     log.info("downloading %s to %s", source, target)
-    _download(source, target, sha256, timeout, max_bytes, algorithm)
+    _download(source, target, sha256, timeout, max_bytes, algorithm, limit_name)
     return target
 
 
 # --------------------------------------------------------------------------- loading
 
 
-def _walk(config):
-    if isinstance(config, dict):
-        yield config
-        for value in config.values():
-            yield from _walk(value)
-    elif isinstance(config, list):
-        for value in config:
-            yield from _walk(value)
-
-
-# Bounds on a .keras archive, checked from its directory before anything is inflated.
-MAX_ARCHIVE_MEMBERS = 10_000
-MAX_ARCHIVE_CONFIG_BYTES = 64 << 20      # config.json / metadata.json: a few KB to a few MB in practice
-MAX_ARCHIVE_BYTES = 16 << 30             # all members inflated (weights of the largest zoo model: MBs)
-MAX_COMPRESSION_RATIO = 200              # weights barely compress; JSON ~10x; a bomb 1000x or more
-
-
-class ArchiveBombError(ValueError):
-    """A `.keras` archive whose members would inflate beyond the limits."""
-
-
-def check_archive_members(path: str, members) -> None:
-    """Refuse an archive by its directory alone: member count, sizes and compression ratios."""
-    if len(members) > MAX_ARCHIVE_MEMBERS:
-        raise ArchiveBombError(f"refusing {path!r}: {len(members)} members, more than {MAX_ARCHIVE_MEMBERS}")
-    total = 0
-    for info in members:
-        total += info.file_size
-        json_member = info.filename.endswith(".json")
-        if json_member and info.file_size > MAX_ARCHIVE_CONFIG_BYTES:
-            raise ArchiveBombError(f"refusing {path!r}: member {info.filename!r} inflates to {info.file_size} "
-                                   f"bytes, more than the {MAX_ARCHIVE_CONFIG_BYTES}-byte limit for a config")
-        ratio = info.file_size / max(info.compress_size, 1)
-        if info.file_size > (1 << 20) and ratio > MAX_COMPRESSION_RATIO:
-            raise ArchiveBombError(f"refusing {path!r}: member {info.filename!r} would inflate {ratio:.0f}x "
-                                   f"({info.compress_size} -> {info.file_size} bytes; limit "
-                                   f"{MAX_COMPRESSION_RATIO}x), the mark of an archive bomb")
-    if total > MAX_ARCHIVE_BYTES:
-        raise ArchiveBombError(f"refusing {path!r}: its members inflate to {total} bytes, more than "
-                               f"{MAX_ARCHIVE_BYTES}")
-
-
-def check_archive_is_safe(path: str) -> None:
-    """Refuse a `.keras` archive whose config needs arbitrary code to rebuild, or that would inflate
-    beyond the limits (`check_archive_members`).
-
-    Keras's safe mode refuses such archives too; reading the config first gives a message that says
-    which layer asked for it, before any object is built.
-    """
-    try:
-        with zipfile.ZipFile(path) as archive:
-            check_archive_members(path, archive.infolist())
-            # zipfile stops inflating a member at its declared size, which was checked above.
-            with archive.open("config.json") as member:
-                config = json.loads(member.read(MAX_ARCHIVE_CONFIG_BYTES + 1))
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path!r} is not a readable .keras archive ({err})") from None
-    for node in _walk(config):
-        if node.get("class_name") in ("Lambda", "function", "__lambda__") or "__lambda__" in node:
-            layer = node.get("config", {}).get("name", node.get("class_name")) if isinstance(node.get("config"), dict) else node.get("class_name")
-            raise UnsafeArchiveError(
-                f"refusing to load {path!r}: it contains {node.get('class_name')!r} ({layer!r}), whose "
-                "Python code would have to be deserialised to rebuild it. keras_zoo loads archives in "
-                "Keras's safe mode only; rebuild the model from registered layers instead of Lambda.")
+# The archive checks live with the other model-file checks (keras_zoo.export.archive); their
+# names stay importable from here.
+from keras_zoo.export.archive import (  # noqa: E402,F401
+    MAX_ARCHIVE_BYTES, MAX_ARCHIVE_CONFIG_BYTES, MAX_ARCHIVE_MEMBERS, MAX_COMPRESSION_RATIO,
+    ArchiveBombError, check_archive_is_safe, check_archive_members)
 
 
 def load_keras_archive(path: str):

@@ -105,6 +105,11 @@ def test_export_round_trip_gives_equal_outputs(trained, tmp_path):
     spec = factory.get_spec(name)
     shape = spec.small_input_shape()
     path = keras_zoo.export_model(model, str(tmp_path))
+    # Every op of the export is in the SavedModel allow-list (else load_export needs trust=True).
+    table = keras_zoo.export.trust.allowed_ops()
+    missing = set(keras_zoo.export.trust.op_types(path)) - table["ops"] - table["saver_ops"]
+    assert not missing, (f"{name}'s export has op(s) {sorted(missing)} that keras_zoo/export/allowed_ops.json "
+                         "lacks: regenerate it with `python -m keras_zoo.export.allowlist`")
     loaded, metadata = keras_zoo.load_export(path)
     assert metadata["task"] == spec.task
     assert set(metadata["signatures"]) >= {"serving_default", *spec.signatures}

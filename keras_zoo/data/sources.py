@@ -397,27 +397,73 @@ def _array_splits(arrays: ArraySet, name: str, request: Request) -> RawSplits:
 # === Image folders ===
 
 
-def _list_images(folder: pathlib.Path, recursive: bool = True) -> list[str]:
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+class _Links:
+    """Symbolic links met while listing one data folder.
+
+    A link is followed when its target lies inside the data folder (the folder given, resolved) and,
+    for a folder, when that folder is not already being listed (a loop such as ``b/up -> ..``);
+    any other link (to a file or folder outside, a loop, a dangling link) is skipped, and all those
+    skipped are named in one warning (`warn`). Nothing outside the folder the user named is read.
+    """
+
+    def __init__(self, root):
+        self.root = os.path.realpath(root)
+        self.skipped: list[str] = []
+
+    def keep(self, path: str, seen: set | None = None) -> bool:
+        if not os.path.islink(path):
+            return True
+        target = os.path.realpath(path)
+        parent = os.path.realpath(os.path.dirname(path))
+        inside = target == self.root or target.startswith(self.root + os.sep)
+        loop = (seen is not None and target in seen) or parent == target or parent.startswith(target + os.sep)
+        if inside and os.path.exists(target) and not loop:
+            return True
+        self.skipped.append(path)
+        return False
+
+    def warn(self, folder) -> None:
+        if self.skipped:
+            logger.warning("skipped %d symbolic link(s) in %s that lead outside it, loop back into it or "
+                           "dangle: %s", len(self.skipped), os.fspath(folder), sorted(set(self.skipped))[:10])
+            self.skipped.clear()
+
+
+def _list_images(folder: pathlib.Path, recursive: bool = True, links: _Links | None = None) -> list[str]:
+    links = links or _Links(folder)
+    found, seen = [], {os.path.realpath(folder)}
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        kept = []
+        for d in sorted(d for d in dirs if not d.startswith(".")):
+            path = os.path.join(root, d)
+            if links.keep(path, seen):
+                seen.add(os.path.realpath(path))
+                kept.append(d)
+        dirs[:] = kept
         found += [os.path.join(root, f) for f in sorted(files)
-                  if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)]
+                  if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)
+                  and links.keep(os.path.join(root, f))]
         if not recursive:
             break
     return found
 
 
-def _subfolders(folder: pathlib.Path) -> list[str]:
-    return sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+def _subfolders(folder: pathlib.Path, links: _Links | None = None) -> list[str]:
+    seen = {os.path.realpath(folder)}
+    return sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")
+                  and (links is None or links.keep(os.fspath(d), seen)))
 
 
-def _index_class_folder(folder: pathlib.Path):
+def _index_class_folder(folder: pathlib.Path, links: _Links | None = None):
     """Files and labels of a folder of class sub-folders, or of loose images (labels None)."""
-    subfolders = _subfolders(folder)
-    classes = [c for c in subfolders if _list_images(folder / c)]
+    links = links or _Links(folder)
+    subfolders = _subfolders(folder, links)
+    listed = {c: _list_images(folder / c, links=links) for c in subfolders}
+    classes = [c for c in subfolders if listed[c]]
     if not classes:
-        return _list_images(folder, recursive=False), None, ()
+        files = _list_images(folder, recursive=False, links=links)
+        links.warn(folder)
+        return files, None, ()
     empty = [c for c in subfolders if c not in classes]
     if empty:
         # Kept out of the classes (and of the class ids), said once: an empty folder is most often a
@@ -426,9 +472,10 @@ def _index_class_folder(folder: pathlib.Path):
                        empty, os.fspath(folder), ", ".join(IMAGE_EXTENSIONS))
     files, labels = [], []
     for label, name in enumerate(classes):
-        class_files = _list_images(folder / name)
+        class_files = listed[name]
         files += class_files
         labels += [label] * len(class_files)
+    links.warn(folder)
     return files, np.asarray(labels, np.int32), tuple(classes)
 
 
@@ -444,7 +491,8 @@ def _folder_splits(root: pathlib.Path, request: Request, options: dict) -> RawSp
     if "train" in subfolders:
         # Pre-split layout: train/ and test/ (and optionally validation/ or val/) each of class sub-folders.
         files_by_split, labels_by_split = {}, {}
-        train_files, train_labels, class_names = _index_class_folder(root / "train")
+        links = _Links(root)  # links between train/ and test/ stay inside the data folder
+        train_files, train_labels, class_names = _index_class_folder(root / "train", links)
         given = {"validation": next((root / d for d in ("validation", "val") if d in subfolders), None),
                  "test": root / "test" if "test" in subfolders else None}
         carve_val, carve_test = given["validation"] is None, given["test"] is None
@@ -456,7 +504,7 @@ def _folder_splits(root: pathlib.Path, request: Request, options: dict) -> RawSp
         for split, folder in given.items():
             if folder is None:
                 continue
-            files, labels, names = _index_class_folder(folder)
+            files, labels, names = _index_class_folder(folder, links)
             files_by_split[split] = files
             labels_by_split[split] = _relabel(labels, names, class_names, folder)
     else:

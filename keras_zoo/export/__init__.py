@@ -226,10 +226,23 @@ def load_export(path: str, *, trust: bool = False):
     import tensorflow as tf
 
     path = os.fspath(path)
-    if not os.path.exists(os.path.join(path, "saved_model.pb")):
+    graph_files = ("saved_model.pb", *trust_model.UNPARSED_GRAPH_FILES)  # the last refused by check_export
+    if not any(os.path.lexists(os.path.join(path, f)) for f in graph_files):
         versions = [d for d in os.listdir(path) if d.isdigit()] if os.path.isdir(path) else []
         if not versions:
             raise FileNotFoundError(f"no SavedModel at {path!r} (expected saved_model.pb or version sub-folders)")
         path = os.path.join(path, max(versions, key=int))
     metadata = trust_model.check_export(path, trust=trust)
     return tf.saved_model.load(path), metadata
+
+
+def scan(path, *, trust: bool = False) -> dict:
+    """What a SavedModel, ``.keras``, ``.onnx`` or ``.tflite`` file would run, and whether the
+    loaders would run it: the same checks `load_export`, ``keras-zoo predict``, `evaluate` and
+    `finetune` make, reported in full (every op type with its count, where it occurs and whether it
+    is allowed, unknown or refused; the provenance check; a verdict ``"safe"``, ``"needs trust"``
+    or ``"refused"``). CLI: ``keras-zoo scan PATH [--json]``. See `keras_zoo.export.scanning`.
+    """
+    from keras_zoo.export.scanning import scan as _scan
+
+    return _scan(path, trust=trust)

@@ -145,7 +145,27 @@ class Runner:
 
     @property
     def contract(self) -> list:
-        return self.metadata.get("inputs", {}).get("serving_default", [])
+        recorded = (self.metadata.get("inputs") or {}).get("serving_default") or []
+        return recorded or self._runtime_contract()
+
+    def _runtime_contract(self) -> list:
+        """The inputs the file itself declares (dtype, shape; None = any), for a file without
+        ``keras_zoo.json``: inputs are checked either way."""
+        rows = []
+        if self.format == "onnx":
+            for spec in self._session.get_inputs():
+                dtype = spec.type[len("tensor("):-1] if spec.type.startswith("tensor(") else spec.type
+                dtype = {"float": "float32", "double": "float64"}.get(dtype, dtype)
+                shape = [d if isinstance(d, int) else None for d in spec.shape]
+                rows.append({"name": spec.name, "dtype": dtype, "shape": shape})
+        else:
+            for name, detail in self._runner.get_input_details().items():
+                dims = detail.get("shape_signature", detail["shape"])
+                rows.append({"name": name, "dtype": np.dtype(detail["dtype"]).name,
+                             "shape": [int(d) if d >= 0 else None for d in dims]})
+        for row in rows:
+            row["description"] = f"{row['dtype']} of shape {tuple(row['shape'])} (None: any)"
+        return rows
 
     def __call__(self, **inputs) -> dict:
         from keras_zoo.export.contract import check_inputs
@@ -173,17 +193,19 @@ def model_file(path: str) -> str | None:
     return model_file(os.path.join(path, versions[-1])) if versions else None
 
 
-def load(path: str) -> Runner:
-    """Load an ONNX or LiteRT export (file, version directory or model directory) as a `Runner`."""
+def load(path: str, *, trust: bool = False) -> Runner:
+    """Load an ONNX or LiteRT export (file, version directory or model directory) as a `Runner`.
+
+    The file is checked first (`keras_zoo.export.portable.check_file`): every file of its folder
+    must match the sha256 its ``keras_zoo.json`` records unless ``trust=True``, and custom operators
+    or external data outside the folder are refused whatever ``trust`` says.
+    """
+    from keras_zoo.export import portable
+
     file = model_file(path)
     if file is None:
         raise FileNotFoundError(f"no model.onnx or model.tflite at {os.fspath(path)!r}")
-    meta_path = os.path.join(os.path.dirname(file), METADATA_FILE)
-    metadata = {}
-    if os.path.exists(meta_path):
-        with open(meta_path, encoding="utf-8") as f:
-            metadata = json.load(f)
-    return Runner(file, metadata)
+    return Runner(file, portable.check_file(file, trust=trust))
 
 
 def verify(path: str, fn, probe: dict, name: str) -> float:
@@ -225,9 +247,12 @@ def verify(path: str, fn, probe: dict, name: str) -> float:
 
 
 def write_sidecars(staged: str, metadata: dict, class_names) -> None:
-    """Write the metadata JSON and ``class_names.txt`` beside a staged ONNX or LiteRT file."""
+    """Write ``class_names.txt`` then ``keras_zoo.json``, which records the sha256 of every other
+    file of the version (checked by `load`, see `keras_zoo.export.portable`)."""
     from keras_zoo._io import atomic_write_text
+    from keras_zoo.export import portable
 
-    atomic_write_text(os.path.join(staged, METADATA_FILE), json.dumps(metadata, indent=2) + "\n")
     if class_names:
         atomic_write_text(os.path.join(staged, CLASS_NAMES_FILE), "\n".join(map(str, class_names)) + "\n")
+    metadata = {**metadata, "files": portable.record_files(staged)}
+    atomic_write_text(os.path.join(staged, METADATA_FILE), json.dumps(metadata, indent=2) + "\n")

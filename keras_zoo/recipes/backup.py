@@ -110,6 +110,7 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
         kept = (f"the previous backup (epoch {previous['epoch']}) is intact: free some space and run the "
                 "same command again to resume" if previous else "no backup was written yet")
         try:
+            self._check_free_space(target)
             with atomic_path(target, suffix=".weights.h5") as tmp:
                 self.model.save_weights(tmp, overwrite=True)
                 with open(tmp, "rb+") as f:
@@ -129,6 +130,15 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
         for entry in os.listdir(self.backup_dir):
             if entry not in keep and entry.endswith(".weights.h5") and not entry.startswith("."):
                 os.unlink(os.path.join(self.backup_dir, entry))
+
+    def _check_free_space(self, target: str) -> None:
+        """ENOSPC before h5py starts a file it cannot finish: an HDF5 file whose writes fail leaves
+        objects whose finalisers print tracebacks (and crashed the interpreter here, exit 139, on a
+        full tmpfs); the weights' bytes plus a margin for HDF5's own structures must be free."""
+        needed = sum(int(w.numpy().nbytes) for w in self.model.weights) * 11 // 10 + (256 << 10)
+        free = shutil.disk_usage(os.path.dirname(target)).free
+        if free < needed:
+            raise OSError(errno.ENOSPC, f"No space left on device ({free} bytes free, about {needed} needed)")
 
     def on_train_end(self, logs=None):
         if self.delete_checkpoint and os.path.exists(self.backup_dir):
