@@ -31,6 +31,7 @@ def _env(**extra):
     return env
 
 
+@pytest.mark.slow  # a 20 s limit plus TensorFlow's start-up in a child process
 def test_a_worker_that_never_comes_is_named_and_the_run_stops_within_the_limit(tmp_path):
     ports = _free_ports(2)
     config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": 0}}
