@@ -218,7 +218,7 @@ add_plan(Plan("simclr", "mnist", MNIST_T10K, _MNIST.replace("digits)", "digits, 
 _CIFAR10 = ("CIFAR-10 training set (real 32x32 colour photos, JPEG copy): 4,500 per class train (5% of them "
             "validate), the last 500 per class test")
 add_plan(Plan("resnet20", "cifar10", CIFAR10_TRAIN, _CIFAR10, licence=CIFAR10_LICENCE,
-              recipe="resnet_cifar", recipe_changes={"epochs": 8},
+              recipe="resnet_cifar", recipe_changes={"epochs": 3},
               data_options={"validation_fraction": 0.05}))
 
 # Classifiers on 8x8 digits. `digits-0to4` never sees the digits 5-9, so fine-tuning it on them
@@ -290,6 +290,33 @@ def _without_training_state(model, probe):
     return clone if same else model
 
 
+CLOCK = "build_clock.json"
+
+
+def _run_clock(path: str):
+    """A Keras callback keeping ``{"seconds", "epochs"}`` of training in `path` across resumed runs:
+    each finished epoch adds this invocation's training time to what earlier invocations recorded
+    (nothing is carried over when the run starts from epoch 0). It goes after the backup callback,
+    which sets the epoch a resumed run starts from."""
+    import time
+
+    import keras
+
+    class RunClock(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.started = time.perf_counter()
+            self.before = 0.0
+            if getattr(self.model, "_initial_epoch", 0) and os.path.exists(path):
+                with open(path, encoding="utf-8") as f:
+                    self.before = float(json.load(f)["seconds"])
+
+        def on_epoch_end(self, epoch, logs=None):
+            atomic_write_text(path, json.dumps({"seconds": round(self.before + time.perf_counter() - self.started, 1),
+                                                "epochs": epoch + 1}) + "\n")
+
+    return RunClock()
+
+
 def machine() -> dict:
     """The CPU a checkpoint was trained on: its model name, core count and vector/matrix flags."""
     from keras_zoo.recipes.precision import cpu_flags
@@ -341,8 +368,14 @@ def build(name: str, tag: str | None = None, *, store: str | None = None, verbos
     source = data_source(plan.data)
     if run_dir is not None:
         os.makedirs(run_dir, exist_ok=True)
+        clock = os.path.join(run_dir, CLOCK)
         result = train(spec, source, recipe=recipe, seed=plan.seed, run_dir=run_dir, export=False,
-                       resume=True, data_options=data_options, verbose=verbose, **plan.overrides)
+                       resume=True, data_options=data_options, verbose=verbose, callbacks=[_run_clock(clock)],
+                       **plan.overrides)
+        # Epochs and training time over every invocation that trained this run directory.
+        with open(clock, encoding="utf-8") as f:
+            total = json.load(f)
+        result.summary.update(epochs_run=total["epochs"], train_seconds=total["seconds"])
     else:
         with tempfile.TemporaryDirectory(prefix=f"build-{name}-") as tmp_dir:
             result = train(spec, source, recipe=recipe, seed=plan.seed, run_dir=tmp_dir, export=False,

@@ -139,10 +139,11 @@ class Recipe:
         warmup = self.warmup_epochs * steps_per_epoch
         if self.schedule == "step":
             # Boundaries in optimizer steps: with 164 epochs, epoch 83 (after 50 %) trains at a tenth of
-            # the rate, as in He et al. (32k and 48k of 64k iterations). The schedule reads the step
-            # count before the update, and PiecewiseConstantDecay switches after a boundary: hence -1.
+            # the rate, as in He et al. (32k and 48k of 64k iterations); a half epoch rounds up. The
+            # schedule reads the step count before the update, and PiecewiseConstantDecay switches
+            # after a boundary: hence -1.
             total_steps = self.epochs * steps_per_epoch
-            boundaries = [int(round(f * self.epochs)) * steps_per_epoch - 1 for f in self.step_at]
+            boundaries = [math.floor(f * self.epochs + 0.5) * steps_per_epoch - 1 for f in self.step_at]
             boundaries = sorted({min(max(b, 0), total_steps) for b in boundaries})
             values = [self.learning_rate * self.step_factor ** i for i in range(len(boundaries) + 1)]
             return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
