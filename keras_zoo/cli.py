@@ -521,10 +521,22 @@ def cmd_sample(args) -> int:
 def cmd_experiment(args) -> int:
     from keras_zoo.experiments import run_experiment
 
+    import inspect
+
+    from keras_zoo.experiments import get_experiment
+
+    # The options given that the experiment takes; one it does not take is refused before it runs.
+    given = {k: getattr(args, k) for k in ("data", "model", "limit", "epochs") if getattr(args, k) is not None}
+    accepted = inspect.signature(get_experiment(args.name)).parameters
+    refused = sorted(k for k in given if k not in accepted)
+    if refused:
+        takes = sorted(f"--{k}" for k in ("data", "model", "limit", "epochs") if k in accepted)
+        raise ValueError(f"experiment {args.name} takes no {', '.join('--' + k for k in refused)} "
+                         f"(it takes: {', '.join(takes) or 'none of --data/--model/--limit/--epochs'})")
     out = args.out or os.path.join("runs", f"experiment-{args.name}")
-    print(f"running experiment {args.name} (size {args.size}, seed {args.seed}); plots to {out}",
-          file=sys.stderr)
-    table = run_experiment(args.name, size=args.size, plot_dir=out, seed=args.seed)
+    print(f"running experiment {args.name} (size {args.size}, seed {args.seed}"
+          + "".join(f", {k} {v}" for k, v in given.items()) + f"); plots to {out}", file=sys.stderr)
+    table = run_experiment(args.name, size=args.size, plot_dir=out, seed=args.seed, **given)
     print(table.to_markdown())
     from keras_zoo._io import atomic_write_text
 
@@ -723,6 +735,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                    help="small: seconds, for a quick look; default: the lecture figures")
     p.add_argument("--out", help="where plots and the JSON table go (default runs/experiment-NAME)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", help="a labelled data source instead of the built-in one: an image folder "
+                                  "(train/<class>/, test/<class>/), a built-in name or a TFDS name "
+                                  "(random_labels, representations, ...)")
+    p.add_argument("--model", help="the network the experiment trains (random_labels: default mlp_lecture, "
+                                   "cnn_small or cnn_fast for a small convnet; clustering: iic)")
+    p.add_argument("--limit", type=int, help="random_labels: training images to keep (default all)")
+    p.add_argument("--epochs", type=int, help="training epochs (default: the size preset's)")
     p.set_defaults(func=cmd_experiment)
     _add_scan(add_command)
     return parser

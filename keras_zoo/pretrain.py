@@ -46,6 +46,7 @@ class Plan:
     default: bool = False
     seed: int = 0
     licence: str = ""                   # of the training data
+    recipe: str | None = None           # a registered recipe; None: the model's own
 
 
 PLANS: dict[tuple, Plan] = {}
@@ -112,9 +113,79 @@ def mnist_t10k_folder() -> str:
     return target
 
 
+# --------------------------------------------------------------------------- real colour photos
+
+CIFAR10_TRAIN = "cifar10-train"
+CIFAR10_ARCHIVE = ("cifar10-train.tar.gz", "16c3c14a64a22296531b657b11f533b0")
+CIFAR10_HELD_OUT = 500  # the last 500 photos of each class (in name order) are held out, never trained on
+CIFAR10_LICENCE = ("CIFAR-10 (Krizhevsky 2009; no licence stated by its authors, distributed for research), "
+                   "training set, JPEG copy")
+
+
+def cifar10_train_source() -> str:
+    """The folder holding the CIFAR-10 training photos' archive (``cifar10-train.tar.gz``):
+    ``$KERAS_ZOO_CIFAR10_TRAIN``, or the development checkout's ``../shared/data/cifar10-train``."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.environ.get("KERAS_ZOO_CIFAR10_TRAIN") or os.path.join(os.path.dirname(repo), "shared", "data",
+                                                                     "cifar10-train")
+
+
+def cifar10_train_folder() -> str:
+    """JPEG class folders of the CIFAR-10 training set, ``train/<class>/`` (4,500 photos each) and
+    ``test/<class>/`` (the last 500 of each class in name order, as the data's ``make_folders.py``
+    splits it), written once into ``$KERAS_ZOO_HOME/data`` from the archive (md5 checked) and
+    published whole. The photos are copied as they are."""
+    import hashlib
+    import tarfile
+
+    from keras_zoo import presets
+    from keras_zoo._io import replace_directory, staging_dir
+
+    target = os.path.join(presets.home(), "data", "cifar10-train-jpeg")
+    if os.path.isdir(os.path.join(target, "test")):
+        return target
+    name, md5 = CIFAR10_ARCHIVE
+    path = os.path.join(cifar10_train_source(), name)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"the CIFAR-10 training photos ({name}) are not in {cifar10_train_source()}; "
+                                "set KERAS_ZOO_CIFAR10_TRAIN to the folder holding the archive")
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != md5:
+        raise ValueError(f"{path} has md5 {digest.hexdigest()}, not the published {md5}")
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    staged = staging_dir(os.path.dirname(target), "cifar10-train-jpeg")
+    with tarfile.open(path) as archive:
+        by_class: dict = {}
+        for member in archive.getmembers():
+            parts = member.name.split("/")
+            # Only regular files named train/<class>/<name>.jpg, bounded in size (an allow-list: no
+            # links, no paths outside the target).
+            if (member.isfile() and len(parts) == 3 and parts[0] == "train" and parts[2].endswith(".jpg")
+                    and parts[1].isidentifier() and parts[2][:-4].isalnum() and member.size < (1 << 20)):
+                by_class.setdefault(parts[1], []).append(member)
+        for cls, members in sorted(by_class.items()):
+            members.sort(key=lambda m: m.name)
+            cut = len(members) - CIFAR10_HELD_OUT
+            for i, member in enumerate(members):
+                folder = os.path.join(staged, "train" if i < cut else "test", cls)
+                os.makedirs(folder, exist_ok=True)
+                with open(os.path.join(folder, os.path.basename(member.name)), "wb") as out:
+                    out.write(archive.extractfile(member).read())
+    replace_directory(staged, target)
+    return target
+
+
 def data_source(name: str):
-    """What `load_splits` reads for a plan's data name (the MNIST test set's folders, or the name)."""
-    return mnist_t10k_folder() if name == MNIST_T10K else name
+    """What `load_splits` reads for a plan's data name (the MNIST test set's or CIFAR-10's folders,
+    or the name)."""
+    if name == MNIST_T10K:
+        return mnist_t10k_folder()
+    if name == CIFAR10_TRAIN:
+        return cifar10_train_folder()
+    return name
 
 
 def add_plan(plan: Plan) -> Plan:
@@ -140,6 +211,16 @@ add_plan(Plan("resnet20", "mnist", MNIST_T10K, _MNIST, licence=MNIST_LICENCE,
               recipe_changes={"epochs": 10}))
 add_plan(Plan("simclr", "mnist", MNIST_T10K, _MNIST.replace("digits)", "digits, labels unused)"),
               licence=MNIST_LICENCE, recipe_changes={"epochs": 40}))
+
+# Real 32x32 colour photos: the CIFAR-10 training set (JPEG copy), 4,500 photos per class train (5 % of
+# them validate), the last 500 per class are held out and give the manifest's figures. He et al.'s
+# schedule (`resnet_cifar`) at a length the 2-core build machine allowed (see docs/cifar10.md; the
+# paper's 164 epochs: `python -m keras_zoo.pretrain build resnet20 --tag cifar10 --epochs 164`).
+_CIFAR10 = ("CIFAR-10 training set (real 32x32 colour photos, JPEG copy): 4,500 per class train (5% of them "
+            "validate), the last 500 per class test")
+add_plan(Plan("resnet20", "cifar10", CIFAR10_TRAIN, _CIFAR10, licence=CIFAR10_LICENCE,
+              recipe="resnet_cifar", recipe_changes={"epochs": 3},
+              data_options={"validation_fraction": 0.05}))
 
 # Classifiers on 8x8 digits. `digits-0to4` never sees the digits 5-9, so fine-tuning it on them
 # measures transfer.
@@ -210,8 +291,55 @@ def _without_training_state(model, probe):
     return clone if same else model
 
 
-def build(name: str, tag: str | None = None, *, store: str | None = None, verbose=2) -> dict:
+CLOCK = "build_clock.json"
+
+
+def _run_clock(path: str):
+    """A Keras callback keeping ``{"seconds", "epochs"}`` of training in `path` across resumed runs:
+    each finished epoch adds this invocation's training time to what earlier invocations recorded
+    (nothing is carried over when the run starts from epoch 0). It goes after the backup callback,
+    which sets the epoch a resumed run starts from."""
+    import time
+
+    import keras
+
+    class RunClock(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.started = time.perf_counter()
+            self.before = 0.0
+            if getattr(self.model, "_initial_epoch", 0) and os.path.exists(path):
+                with open(path, encoding="utf-8") as f:
+                    self.before = float(json.load(f)["seconds"])
+
+        def on_epoch_end(self, epoch, logs=None):
+            atomic_write_text(path, json.dumps({"seconds": round(self.before + time.perf_counter() - self.started, 1),
+                                                "epochs": epoch + 1}) + "\n")
+
+    return RunClock()
+
+
+def machine() -> dict:
+    """The CPU a checkpoint was trained on: its model name, core count and vector/matrix flags."""
+    from keras_zoo.recipes.precision import cpu_flags
+
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.partition(":")[2].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "neon", "asimd")
+    return {"cpu": model, "cores": os.cpu_count(), "flags": sorted(f for f in cpu_flags() if f in wanted)}
+
+
+def build(name: str, tag: str | None = None, *, store: str | None = None, verbose=2,
+          run_dir: str | None = None, epochs: int | None = None) -> dict:
     """Train one shipped checkpoint with its plan, write it into the store and update the manifest.
+
+    `run_dir`: a folder kept after the run, so that the same call resumes an interrupted training
+    from its last finished epoch (default: a temporary folder, removed afterwards). `epochs`
+    overrides the plan's (a longer run of the same schedule; resuming a run directory with another
+    number of epochs moves the schedule's steps with it).
 
     Returns the manifest entry. The command it records reproduces it.
     """
@@ -234,10 +362,25 @@ def build(name: str, tag: str | None = None, *, store: str | None = None, verbos
     data_options = dict(plan.data_options)
     if plan.classes is not None:
         data_options["classes"] = plan.classes
-    with tempfile.TemporaryDirectory(prefix=f"build-{name}-") as run_dir:
-        recipe = get_recipe(spec.recipe).replace(**plan.recipe_changes)
-        result = train(spec, data_source(plan.data), recipe=recipe, seed=plan.seed, run_dir=run_dir, export=False,
-                       resume=False, data_options=data_options, verbose=verbose, **plan.overrides)
+    changes = dict(plan.recipe_changes)
+    if epochs is not None:
+        changes["epochs"] = epochs
+    recipe = get_recipe(plan.recipe or spec.recipe).replace(**changes)
+    source = data_source(plan.data)
+    if run_dir is not None:
+        os.makedirs(run_dir, exist_ok=True)
+        clock = os.path.join(run_dir, CLOCK)
+        result = train(spec, source, recipe=recipe, seed=plan.seed, run_dir=run_dir, export=False,
+                       resume=True, data_options=data_options, verbose=verbose, callbacks=[_run_clock(clock)],
+                       **plan.overrides)
+        # Epochs and training time over every invocation that trained this run directory.
+        with open(clock, encoding="utf-8") as f:
+            total = json.load(f)
+        result.summary.update(epochs_run=total["epochs"], train_seconds=total["seconds"])
+    else:
+        with tempfile.TemporaryDirectory(prefix=f"build-{name}-") as tmp_dir:
+            result = train(spec, source, recipe=recipe, seed=plan.seed, run_dir=tmp_dir, export=False,
+                           resume=False, data_options=data_options, verbose=verbose, **plan.overrides)
     summary = result.summary
     probe = np.random.default_rng(0).uniform(size=(4, *result.info.input_shape)).astype("float32")
     model = _without_training_state(result.model, probe)
@@ -248,6 +391,8 @@ def build(name: str, tag: str | None = None, *, store: str | None = None, verbos
         model.save(tmp)
     info = result.info
     command = f"python -m keras_zoo.pretrain build {name} --tag {plan.tag}"
+    if epochs is not None and epochs != plan.recipe_changes.get("epochs"):
+        command += f" --epochs {epochs}"
     entry = {
         "name": name,
         "tag": plan.tag,
@@ -270,6 +415,7 @@ def build(name: str, tag: str | None = None, *, store: str | None = None, verbos
         "overrides": plan.overrides,
         "epochs_run": summary["epochs_run"],
         "train_seconds": summary["train_seconds"],
+        "machine": machine(),
         "num_classes": info.num_classes if spec.accepts_num_classes else None,
         "class_names": list(info.class_names or []),
         "input_contract": {
@@ -328,6 +474,9 @@ def _main(argv=None) -> int:
     p.add_argument("name")
     p.add_argument("--tag")
     p.add_argument("--store", help="target folder (default: the repository's saved_models/)")
+    p.add_argument("--run-dir", help="keep the run in this folder: the same command resumes it from its last "
+                                     "finished epoch (default: a temporary folder)")
+    p.add_argument("--epochs", type=int, help="train this many epochs instead of the plan's")
     args = parser.parse_args(argv)
     if args.command == "list":
         for e in weights.entries():
@@ -348,7 +497,7 @@ def _main(argv=None) -> int:
                 print(f"FAILED  {e['file']}: {err}")
         return 1 if failed else 0
     logging.basicConfig(level=logging.INFO)
-    entry = build(args.name, args.tag, store=args.store)
+    entry = build(args.name, args.tag, store=args.store, run_dir=args.run_dir, epochs=args.epochs)
     print(json.dumps({k: entry[k] for k in ("name", "tag", "file", "metrics", "size_bytes", "sha256")}, indent=1))
     return 0
 

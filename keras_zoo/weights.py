@@ -191,12 +191,26 @@ def model_card(entry: dict) -> str:
         "and warns when it shrinks images by more than 2x, which loses detail.",
         f"- Trained for {entry['epochs_run']} epochs in {entry['train_seconds']:.0f} s with Keras "
         f"{entry['keras_version']}, TensorFlow {entry['tensorflow_version']}.",
+        *_training_lines(entry),
         "",
         "## Provenance",
         f"- Reproduce: `{entry['command']}`.",
         f"- File `{entry['file']}`, {entry['size_bytes']:,} bytes, sha256 `{entry['sha256']}`.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _training_lines(entry: dict) -> list:
+    """The card's lines on the recipe and the machine a checkpoint was trained with, where recorded."""
+    lines = []
+    recipe = entry.get("recipe") or {}
+    if recipe.get("name") and recipe.get("description"):
+        lines.append(f"- Recipe `{recipe['name']}` ({recipe['description']}), run for {recipe.get('epochs')} epochs.")
+    machine = entry.get("machine")
+    if machine:
+        flags = ", ".join(machine.get("flags") or []) or "no vector flags recorded"
+        lines.append(f"- Trained on {machine.get('cpu') or 'an unnamed CPU'}, {machine.get('cores')} cores ({flags}).")
+    return lines
 
 
 # --------------------------------------------------------------------------- integrity

@@ -7,6 +7,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # built-in models; the tests must see only the presets they write themselves.
 os.environ["KERAS_ZOO_HOME"] = tempfile.mkdtemp(prefix="keras_zoo_test_home_")
 
+# The real data the shipped checkpoints were trained on does not ship with the package. CI clones
+# the repository with ../shared/data beside the checkout and installs the package (not editable),
+# so the package cannot find that folder from where it is installed: point its lookups at the
+# folder beside this checkout (found from this file, not the working directory) unless the
+# environment already names one. Where the folder is absent the checkpoint tests skip, naming it.
+SHARED_DATA = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir,
+                                            "shared", "data"))
+SHARED_SOURCES = {"KERAS_ZOO_MNIST_T10K": "mnist-t10k", "KERAS_ZOO_CIFAR10_TRAIN": "cifar10-train"}
+for _variable, _folder in SHARED_SOURCES.items():
+    if os.path.isdir(os.path.join(SHARED_DATA, _folder)):
+        os.environ.setdefault(_variable, os.path.join(SHARED_DATA, _folder))
+
 
 # Files whose tests take minutes go first: the worker processes (pytest-xdist, whole files per
 # worker) then finish together instead of one of them starting a long file at the end.

@@ -13,7 +13,7 @@ import math
 from keras_zoo import _validate, distribute
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "step")
 TARGETS = ("label", "mask", "image", "none")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
@@ -35,9 +35,15 @@ class Recipe:
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     schedule: str = "cosine"
+    # schedule="step": the rate times `step_factor` at each of these fractions of the epochs
+    # (He et al.'s CIFAR-10 schedule: x0.1 at 50 % and 75 %).
+    step_at: tuple = (0.5, 0.75)
+    step_factor: float = 0.1
     warmup_epochs: int = 0
     weight_decay: float = 0.0
     momentum: float = 0.9
+    # SGD only: Nesterov momentum (True) or classical heavy-ball momentum (False, as He et al.).
+    nesterov: bool = True
     # Adam/AdamW first-moment decay (Keras's default 0.9; GANs train far better with 0.5).
     beta_1: float = 0.9
     clipnorm: float | None = None
@@ -79,6 +85,17 @@ class Recipe:
         _validate.one_of("monitor_mode", self.monitor_mode, ("min", "max"))
         _validate.one_of("precision", self.precision, PRECISIONS)
         _validate.one_of("lr_scaling", self.lr_scaling, distribute.LR_SCALINGS)
+        if not isinstance(self.nesterov, bool):
+            raise ValueError(f"nesterov must be True or False, got {self.nesterov!r}")
+        _validate.rate("step_factor", self.step_factor)
+        steps = tuple(self.step_at) if isinstance(self.step_at, (tuple, list)) else None
+        if steps is None or not all(isinstance(f, (int, float)) and 0 < f < 1 for f in steps) \
+                or list(steps) != sorted(set(steps)):
+            raise ValueError(f"step_at must be increasing fractions of the epochs in (0, 1), e.g. (0.5, 0.75); "
+                             f"got {self.step_at!r}")
+        object.__setattr__(self, "step_at", tuple(float(f) for f in steps))
+        if self.schedule == "step" and self.warmup_epochs:
+            raise ValueError(f"schedule='step' takes no warmup; got warmup_epochs={self.warmup_epochs}")
         if not isinstance(self.batch_per_replica, bool):
             raise ValueError(f"batch_per_replica must be True or False, got {self.batch_per_replica!r}")
         if self.early_stopping_patience is not None:
@@ -120,6 +137,16 @@ class Recipe:
         if self.schedule == "constant":
             return self.learning_rate
         warmup = self.warmup_epochs * steps_per_epoch
+        if self.schedule == "step":
+            # Boundaries in optimizer steps: with 164 epochs, epoch 83 (after 50 %) trains at a tenth of
+            # the rate, as in He et al. (32k and 48k of 64k iterations); a half epoch rounds up. The
+            # schedule reads the step count before the update, and PiecewiseConstantDecay switches
+            # after a boundary: hence -1.
+            total_steps = self.epochs * steps_per_epoch
+            boundaries = [math.floor(f * self.epochs + 0.5) * steps_per_epoch - 1 for f in self.step_at]
+            boundaries = sorted({min(max(b, 0), total_steps) for b in boundaries})
+            values = [self.learning_rate * self.step_factor ** i for i in range(len(boundaries) + 1)]
+            return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
         total = max(1, self.epochs * steps_per_epoch - warmup)
         if warmup:
             return keras.optimizers.schedules.CosineDecay(
@@ -138,7 +165,7 @@ class Recipe:
         if self.optimizer == "adamw":
             return keras.optimizers.AdamW(beta_1=self.beta_1, **common)
         if self.optimizer == "sgd":
-            return keras.optimizers.SGD(momentum=self.momentum, nesterov=True, **common)
+            return keras.optimizers.SGD(momentum=self.momentum, nesterov=self.nesterov, **common)
         return keras.optimizers.RMSprop(**common)
 
     def compile(self, model, steps_per_epoch: int = 1):
