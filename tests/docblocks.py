@@ -27,6 +27,7 @@ import json
 import os
 import pathlib
 import re
+import signal
 import subprocess
 import sys
 
@@ -151,6 +152,14 @@ def environment(home: pathlib.Path) -> dict:
 def run_page(blocks: list[Block], workdir: pathlib.Path, home: pathlib.Path, timeout: float):
     """Run the blocks in `workdir`; returns (exit status, combined output)."""
     payload = json.dumps([dataclasses.asdict(b) for b in blocks])
-    proc = subprocess.run([sys.executable, "-c", DRIVER], input=payload, cwd=workdir,
-                          env=environment(home), capture_output=True, text=True, timeout=timeout)
-    return proc.returncode, proc.stdout + proc.stderr
+    # A session of its own, so that a timeout ends the page's shell commands and their children too.
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, cwd=workdir, env=environment(home), text=True,
+                            start_new_session=True)
+    try:
+        output, _ = proc.communicate(payload, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        return -1, output + f"\n===== the page ran past its {timeout} s"
+    return proc.returncode, output
