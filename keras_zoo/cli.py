@@ -639,7 +639,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--image-size")
     p.add_argument("--data-dir", help="TFDS data directory holding prepared data sets")
     p.add_argument("--trust", action="store_true",
-                   help="run a SavedModel without valid keras_zoo metadata (see README, Security model)")
+                   help="run a SavedModel without valid keras_zoo metadata (see docs/security-model.md)")
     p.set_defaults(func=cmd_evaluate)
 
     p = add_command("export", help="export a trained model (SavedModel for TF Serving, ONNX or LiteRT)")
@@ -675,7 +675,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--color-mode", choices=("grayscale", "rgb"))
     p.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
     p.add_argument("--trust", action="store_true",
-                   help="run a SavedModel without valid keras_zoo metadata (see README, Security model)")
+                   help="run a SavedModel without valid keras_zoo metadata (see docs/security-model.md)")
     _add_distribute(p)
     p.set_defaults(func=cmd_finetune)
 
@@ -715,7 +715,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                    help="where segmentation masks and reconstructions go as PNGs, one per image "
                         "(default: ./predictions); classifiers print their predictions")
     p.add_argument("--trust", action="store_true",
-                   help="run a SavedModel without valid keras_zoo metadata (see README, Security model)")
+                   help="run a SavedModel without valid keras_zoo metadata (see docs/security-model.md)")
     p.set_defaults(func=cmd_predict)
 
     p = add_command("sample", help="draw images from a VAE or GAN into a PNG grid")

@@ -11,9 +11,6 @@ from keras_zoo import docs, factory
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Pages the README links to that are written alongside this one and arrive when merged. A page
 # listed here that exists fails the link test below: take it out of the set then.
-PENDING_PAGES = {"docs/security-model.md"}
-
-
 @pytest.fixture(scope="module")
 def live_catalog():
     """The catalog as the registry makes it now (every model built once to count its parameters)."""
@@ -77,7 +74,5 @@ def test_readme_is_a_landing_page_whose_links_resolve():
     prose = re.sub(r"^```.*?^```", "", readme, flags=re.M | re.S)
     targets = set(re.findall(r"\]\(((?!https?:|#)[^)#\s]+)", prose))
     assert targets, "the README links into the docs"
-    missing = sorted(t for t in targets if not (ROOT / t).exists() and t not in PENDING_PAGES)
+    missing = sorted(t for t in targets if not (ROOT / t).exists())
     assert not missing, f"README links to files that do not exist: {missing}"
-    arrived = sorted(t for t in PENDING_PAGES if (ROOT / t).exists())
-    assert not arrived, f"{arrived} exist now: take them out of PENDING_PAGES"
