@@ -25,6 +25,8 @@ all of them.
   the peak memory of caching a folder.
 - P5 fixed cost: ``keras-zoo list``, ``--help``, ``import keras_zoo`` against ``python -c pass``;
   a 1-epoch ``train`` against the hand-written 1-epoch script.
+- Q quantised LiteRT/ONNX exports: size, held-out accuracy, latency against the SavedModel
+  (`benchmarks/quantize.py`; its table is in docs/quantization.md, not the README's).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ ROOT = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "results")
 README = os.path.join(ROOT, "README.md")
 BEGIN, END = "<!-- perf:begin -->", "<!-- perf:end -->"
-BENCHMARKS = ("P1", "P2", "P3", "P4", "P5")
+BENCHMARKS = ("P1", "P2", "P3", "P4", "P5", "Q")
 # The commands run as a user's Python runs them: PYTHONDONTWRITEBYTECODE (set on some CI machines)
 # would make every start compile the package's sources again, a cost no installed package pays.
 ENV = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
@@ -836,7 +838,8 @@ def main(argv=None) -> int:
     MIN_SECONDS[0] = 0.5 if args.quick else 2.0
     PAIR_SECONDS[0] = 0.1 if args.quick else 0.25
     PAIR_CALLS[0] = 9 if args.quick else 33
-    functions = {"P1": p1, "P2": p2, "P3": p3, "P4": p4, "P5": p5}
+    functions = {"P1": p1, "P2": p2, "P3": p3, "P4": p4, "P5": p5,
+                 "Q": lambda a, t: __import__("quantize").suite(a, t)}
     os.makedirs(RESULTS, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="keras_zoo_bench_") as tmp:
         for name in chosen:

@@ -78,7 +78,8 @@ def _model_input_shape(model) -> tuple:
 def export_model(model, directory: str, version: int | None = None, *, name: str | None = None,
                  task: str | None = None, signatures=None, class_names=None,
                  value_range=(0.0, 1.0), serving: str | None = None, atol: float = 1e-4,
-                 format: str = "saved_model", quantize: str | None = None, data=None) -> str:
+                 format: str = "saved_model", quantize: str | None = None, data=None,
+                 min_agreement: float | None = None) -> str:
     """Export `model` for serving as ``directory/<name>/<version>/`` and return that path.
 
     Every export answers the serving contract (`keras_zoo.export.contract`): ``serving_default``
@@ -115,6 +116,8 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
             split) and check on (up to ``formats.CHECK_IMAGES`` of the held-out split): anything
             `keras_zoo.data.load_splits` takes (a folder, ``"digits"``, arrays) or `Splits`.
             Needed for ``int8``; without it the other modes are checked on a random probe batch.
+        min_agreement: the top-1 agreement a quantised file must reach (default
+            ``formats.MIN_AGREEMENT``, 0.98).
 
     Raises:
         ExportVerificationError: the reloaded export's outputs differ from the model's (a quantised
@@ -133,6 +136,8 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
         version = _validate.positive_int("version", version)
     task, extra = _task_and_signatures(model, task, signatures)
     formats.check_quantize(format, quantize, task, data)
+    if min_agreement is not None and not 0.0 <= float(min_agreement) <= 1.0:
+        raise ValueError(f"min_agreement must be a fraction in [0, 1], got {min_agreement!r}")
     input_shape = _model_input_shape(model)
     serving = serving or contract.serving_for(task, input_shape)
     if serving != TASK_DEFAULT[task]:
@@ -204,7 +209,7 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
                 metadata["tolerance"] = formats.REL_TOLERANCE
                 if quantize:
                     metadata.update(formats.quantize_and_check(format, quantize, path, saved, fn, specs,
-                                                               samples, model.name))
+                                                               samples, model.name, min_agreement))
             finally:
                 shutil.rmtree(saved, ignore_errors=True)
             formats.write_sidecars(staged, metadata, class_names)

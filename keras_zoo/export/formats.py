@@ -422,17 +422,21 @@ def check_agreement(path: str, fn, check, input_name: str, name: str, label: str
 
 
 def quantize_and_check(format: str, quantize: str, float_path: str, saved_model_dir: str | None,
-                       fn, specs, samples: dict, name: str) -> dict:
+                       fn, specs, samples: dict, name: str, min_agreement: float | None = None) -> dict:
     """Replace the checked float file at `float_path` by its quantised twin, checked by top-1
     agreement; returns the metadata fields that record it (``quantization``, sizes)."""
     input_name = specs[0].name
+    min_agreement = MIN_AGREEMENT if min_agreement is None else float(min_agreement)
+    if not 0.0 <= min_agreement <= 1.0:
+        raise ValueError(f"min_agreement must be in [0, 1], got {min_agreement}")
     float_size = os.path.getsize(float_path)
     # Same extension (the runtime is chosen by it), another name until the check has passed.
     staged = os.path.join(os.path.dirname(float_path), f"{quantize}-{os.path.basename(float_path)}")
     try:
         quantize_file(format, quantize, float_path, saved_model_dir, samples["calibration"], input_name,
                       staged, name)
-        agreement = check_agreement(staged, fn, samples["check"], input_name, name, f"{format} {quantize}")
+        agreement = check_agreement(staged, fn, samples["check"], input_name, name, f"{format} {quantize}",
+                                    min_agreement)
         os.replace(staged, float_path)
     finally:
         if os.path.exists(staged):
@@ -445,7 +449,7 @@ def quantize_and_check(format: str, quantize: str, float_path: str, saved_model_
             "calibration": samples["calibration_source"],
             "check": samples["check_source"],
             "top1_agreement": round(agreement, 6),
-            "min_agreement": MIN_AGREEMENT,
+            "min_agreement": min_agreement,
         },
         "size_bytes": size,
         "float_size_bytes": float_size,
