@@ -247,11 +247,11 @@ def _quantization_data(args, summary: dict):
         data, where = summary["data"], "the run's data"
         looks_like_path = os.sep in data or data.startswith((".", "~"))
         if looks_like_path and not os.path.isdir(os.path.expanduser(data)):
-            raise SystemExit(f"keras-zoo: the run was trained on {data!r}, which is not here; pass --data DIR "
-                             "(images like the ones it was trained on)")
+            raise FileNotFoundError(f"the run was trained on {data!r}, which is not here; pass --data DIR "
+                                    "(images like the ones it was trained on)")
     if data is None:
         if args.quantize in formats.CALIBRATED:
-            raise SystemExit(f"keras-zoo: --quantize {args.quantize} calibrates on real images and "
+            raise ValueError(f"--quantize {args.quantize} calibrates on real images and "
                              f"{args.model!r} records no data; pass --data DIR")
         print(f"quantize {args.quantize}: no data; checking on a random probe batch "
               f"({formats.PROBE_IMAGES} images)", file=sys.stderr)
