@@ -13,6 +13,7 @@ whole held-out split (uint8 images through the file's own runtime, as served), b
 ``serving_default`` measured in the same round; rounds alternate the order of the runtimes. Each
 runtime runs with its defaults as `keras_zoo.export.formats.load` and `tf.saved_model.load` give them.
 
+``KERAS_ZOO_Q_EPOCHS=N`` caps each model's training at N epochs (the recipe's own limit otherwise).
 Data: ``KERAS_ZOO_MNIST_8K2K`` / ``KERAS_ZOO_CIFAR10_10K`` (train/ and test/ class folders), else the
 folders are written from ../shared/data (mnist-t10k, cifar10-train); a model whose data is absent is
 skipped with the reason in the JSON.
@@ -140,7 +141,9 @@ def one_model(name: str, folder: str, tmp: str, rounds: int, quick: bool) -> dic
     from keras_zoo.data import load_splits
 
     started = time.perf_counter()
-    overrides = {"epochs": 1} if quick else {}
+    # KERAS_ZOO_Q_EPOCHS caps the recipe's epochs (the JSON records the epochs run).
+    cap = int(os.environ.get("KERAS_ZOO_Q_EPOCHS", "0")) or None
+    overrides = {"epochs": 1} if quick else ({"epochs": cap} if cap else {})
     result = keras_zoo.train(name, folder, run_dir=os.path.join(tmp, f"run-{name}"), export=False,
                              verbose=0, seed=0, **overrides)
     model, info = result.model, result.info
