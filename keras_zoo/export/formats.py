@@ -10,6 +10,10 @@ LiteRT files use TFLite's built-in operators only (no Flex delegate), so they ru
 interpreter of a phone; a model that needs other operators is refused with the converter's reason.
 A version directory holds ``model.onnx`` or ``model.tflite``, ``keras_zoo.json`` (task, input
 contract, outputs, class names, the check's tolerance) and ``class_names.txt``.
+
+Quantised files (``export_model(..., quantize=...)``: LiteRT dynamic, float16 or full-integer int8;
+ONNX static int8 QDQ) are made from the checked float file and checked by top-1 agreement with the
+Keras model on held-out images instead of the float tolerance (the section at the end of this module).
 """
 
 from __future__ import annotations
