@@ -193,8 +193,12 @@ def test_cli_quantises_train_and_finetune_run_directories_on_their_own_data(trai
 
 # Which families quantise: each family's default model at its small test shape, untrained, calibrated
 # and checked on random images of that shape (the operators, not the weights, decide whether a file
-# converts; an untrained model's answers still have to survive quantisation).
+# converts; an untrained model's answers still have to survive quantisation). The table in
+# docs/quantization.md is this test's result.
 FAMILIES = ["mlp_lecture", "cnn_small", "resnet20", "unet", "conv_autoencoder", "vae", "dcgan", "simclr"]
+# Refused by the agreement check (measured): the untrained U-Net's ONNX int8 file picked the model's
+# class for 96.08 % of the pixels of 24 random images.
+REFUSED = {"unet": {("onnx", "int8")}}
 
 
 @pytest.mark.slow
@@ -209,6 +213,10 @@ def test_which_families_quantise(name, tmp_path):
         return
     images = np.random.default_rng(0).uniform(0, 1, size=(120, *spec.small_input_shape())).astype("float32")
     for fmt, mode in MODES:
+        if (fmt, mode) in REFUSED.get(name, ()):
+            with pytest.raises(ExportVerificationError, match=rf"{name} does not quantise to {fmt} {mode}"):
+                export_model(net, str(tmp_path), format=fmt, quantize=mode, data=images)
+            continue
         path = export_model(net, str(tmp_path), format=fmt, quantize=mode, data=images)
         meta = formats.load(path).metadata
         assert meta["quantization"]["top1_agreement"] >= formats.MIN_AGREEMENT
