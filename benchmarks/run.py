@@ -31,6 +31,8 @@ rewritten from all of them.
   the peak memory of caching a folder.
 - P5 fixed cost: ``keras-zoo list``, ``--help``, ``import keras_zoo`` against ``python -c pass``;
   a 1-epoch ``train`` against the hand-written 1-epoch script.
+- Q quantised LiteRT/ONNX exports: size, held-out accuracy, latency against the SavedModel
+  (`benchmarks/quantize.py`; its table is in docs/quantization.md, not the README's).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ RESULTS = os.path.join(HERE, "results")
 # The page whose table between the markers is rewritten from perf_P*.json.
 README = os.path.join(ROOT, "docs", "performance.md")
 BEGIN, END = "<!-- perf:begin -->", "<!-- perf:end -->"
-BENCHMARKS = ("P1", "P2", "P3", "P4", "P5")
+BENCHMARKS = ("P1", "P2", "P3", "P4", "P5", "Q")
 SUITES_DIR = os.path.join(HERE, "suites")
 
 
@@ -913,7 +915,8 @@ def main(argv=None) -> int:
     MIN_SECONDS[0] = 0.5 if args.quick else 2.0
     PAIR_SECONDS[0] = 0.1 if args.quick else 0.25
     PAIR_CALLS[0] = 9 if args.quick else 33
-    functions = {"P1": p1, "P2": p2, "P3": p3, "P4": p4, "P5": p5}
+    functions = {"P1": p1, "P2": p2, "P3": p3, "P4": p4, "P5": p5,
+                 "Q": lambda a, t: __import__("quantize").suite(a, t)}
     os.makedirs(RESULTS, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="keras_zoo_bench_") as tmp:
         for name in chosen:

@@ -219,15 +219,48 @@ def cmd_export(args) -> int:
     summary = _run_summary(args.model)
     # The task travels in the run's metrics.json (a fine-tuned model is not a registry name).
     task = args.task or summary.get("task")
+    data = None
     if args.format != "saved_model":
         from keras_zoo.export import formats
 
         formats.check_format(args.format)  # a missing optional package, before TensorFlow loads the model
+        # Mode and task first (the data's presence is decided by _quantization_data's message).
+        formats.check_quantize(args.format, args.quantize, task, data=args.data or summary.get("data") or "")
+        data = _quantization_data(args, summary) if args.quantize else None
+    elif args.quantize:
+        raise ValueError(f"--quantize needs --format litert or onnx (format {args.format!r} is exported in float)")
     model = load_model(args.model)
     path = keras_zoo.export_model(model, args.out, version=args.version, task=task, format=args.format,
-                                  class_names=summary.get("class_names"))
+                                  class_names=summary.get("class_names"), quantize=args.quantize, data=data)
     print(path)
     return 0
+
+
+def _quantization_data(args, summary: dict):
+    """The images a quantised export is calibrated and checked on: --data, else the run's own data
+    (its metrics.json), said in one line; None where there is neither (modes that need no data are
+    then checked on a random probe batch)."""
+    from keras_zoo.export import formats
+
+    data, where = args.data, "--data"
+    if data is None and summary.get("data"):
+        data, where = summary["data"], "the run's data"
+        looks_like_path = os.sep in data or data.startswith((".", "~"))
+        if looks_like_path and not os.path.isdir(os.path.expanduser(data)):
+            raise FileNotFoundError(f"the run was trained on {data!r}, which is not here; pass --data DIR "
+                                    "(images like the ones it was trained on)")
+    if data is None:
+        if args.quantize in formats.CALIBRATED:
+            raise ValueError(f"--quantize {args.quantize} calibrates on real images and "
+                             f"{args.model!r} records no data; pass --data DIR")
+        print(f"quantize {args.quantize}: no data; checking on a random probe batch "
+              f"({formats.PROBE_IMAGES} images)", file=sys.stderr)
+        return None
+    calibration = (f"calibrating on {formats.CALIBRATION_IMAGES} train-split images, "
+                   if args.quantize in formats.CALIBRATED else "")
+    print(f"quantize {args.quantize}: {calibration}checking top-1 agreement on up to "
+          f"{formats.CHECK_IMAGES} held-out images of {data} ({where})", file=sys.stderr)
+    return data
 
 
 # --------------------------------------------------------------------------- finetune
@@ -652,6 +685,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--task", choices=("classification", "segmentation", "reconstruction", "generation",
                                       "contrastive"),
                    help="the model's task when neither the registry nor the run's metrics.json knows it")
+    p.add_argument("--quantize", choices=("dynamic", "float16", "int8"),
+                   help="a quantised file (classifiers, segmenters): litert dynamic, float16 or int8 (full "
+                        "integer); onnx int8 (static QDQ); published only if it picks the model's class on "
+                        "held-out images (see docs/quantization.md)")
+    p.add_argument("--data", help="images to calibrate (int8) and check the quantised file on; default: the "
+                                  "data the run directory was trained on")
     p.set_defaults(func=cmd_export)
 
     p = add_command("finetune", help="new classes on a pretrained model; writes a servable export")

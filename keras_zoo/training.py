@@ -344,6 +344,39 @@ def _export_classifier(path: str, trust: bool) -> keras.Model:
     return keras.Model(inputs, probabilities, name=meta.get("model", "export"))
 
 
+def _portable_classifier(path: str) -> keras.Model | None:
+    """An ONNX or LiteRT export (file, version or model directory; quantised files too) as a Keras
+    model giving its probabilities, the file run by its own runtime; None when `path` holds none."""
+    import numpy as np
+
+    from keras_zoo.export import formats
+
+    if formats.model_file(path) is None:
+        return None
+    runner = formats.load(path)
+    meta = runner.metadata
+    if meta.get("task") != "classification" or "probabilities" not in meta.get("outputs", []):
+        raise ValueError(f"evaluate takes the export of a classifier (outputs 'probabilities'); {path!r} is a "
+                         f"{meta.get('task')!r} export: evaluate its run directory or .keras file instead")
+    (contract,) = runner.contract
+    shape, uint8 = tuple(contract["shape"][1:]), contract["dtype"] == "uint8"
+    classes = len(meta.get("class_names") or []) or None
+
+    def probabilities(x):
+        # The pipelines give float32 in [0, 1]; the file takes what its contract says (uint8 pixels).
+        x = np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8) if uint8 else x.astype(contract["dtype"])
+        return np.asarray(runner(inputs=x)["probabilities"], np.float32)
+
+    def call(x):
+        out = tf.numpy_function(probabilities, [x], tf.float32, stateful=False)
+        out.set_shape((None, classes))
+        return out
+
+    inputs = keras.Input(shape=shape, name="inputs")
+    outputs = keras.layers.Lambda(call, output_shape=(classes,))(inputs)
+    return keras.Model(inputs, outputs, name=meta.get("model", "export"))
+
+
 def load_model(path: str) -> keras.Model:
     """Load a `.keras` file, or the `model.keras` of a run directory, with the package's one safe
     loader (`keras_zoo.weights.load_keras_archive`), uncompiled."""
@@ -359,15 +392,20 @@ def evaluate(model, data, split: str = "test", *, batch_size: int = 64, seed: in
     """Metrics of a model on one split of a data source.
 
     Args:
-        model: a compiled `keras.Model`, a `.keras` path, a run directory or a classifier's export
-            directory (SavedModel; see `keras_zoo.load_export` for `trust`).
+        model: a compiled `keras.Model`, a `.keras` path, a run directory or a classifier's export:
+            a SavedModel directory (see `keras_zoo.load_export` for `trust`), or an ONNX or LiteRT
+            export (``.onnx``/``.tflite`` file, version or model directory; quantised ones too),
+            run by its own runtime on the split's images as uint8 pixels.
         data: a data source or `Splits` (see `train`).
         split: ``"train"``, ``"validation"`` or ``"test"``.
         trust: run a SavedModel that lacks valid keras_zoo metadata.
     """
     if split not in ("train", "validation", "test"):
         raise ValueError(f"split must be 'train', 'validation' or 'test', got {split!r}")
-    if isinstance(model, (str, os.PathLike)) and is_export(os.fspath(model)):
+    portable = _portable_classifier(os.fspath(model)) if isinstance(model, (str, os.PathLike)) else None
+    if portable is not None:
+        model, recipe = portable, recipe or "classifier"
+    elif isinstance(model, (str, os.PathLike)) and is_export(os.fspath(model)):
         model, recipe = _export_classifier(os.fspath(model), trust), recipe or "classifier"
     elif isinstance(model, (str, os.PathLike)):
         model = load_model(os.fspath(model))
@@ -378,5 +416,7 @@ def evaluate(model, data, split: str = "test", *, batch_size: int = 64, seed: in
     _check_class_count(model, data.info, recipe)
     if not model.compiled:
         recipe.compile(model)
+    if portable is not None:
+        model.jit_compile = False  # the file runs in its own runtime, outside XLA
     return {k: float(v) for k, v in
             model.evaluate(getattr(data, split), return_dict=True, verbose=0).items()}

@@ -78,7 +78,8 @@ def _model_input_shape(model) -> tuple:
 def export_model(model, directory: str, version: int | None = None, *, name: str | None = None,
                  task: str | None = None, signatures=None, class_names=None,
                  value_range=(0.0, 1.0), serving: str | None = None, atol: float = 1e-4,
-                 format: str = "saved_model") -> str:
+                 format: str = "saved_model", quantize: str | None = None, data=None,
+                 min_agreement: float | None = None) -> str:
     """Export `model` for serving as ``directory/<name>/<version>/`` and return that path.
 
     Every export answers the serving contract (`keras_zoo.export.contract`): ``serving_default``
@@ -103,9 +104,24 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
         format: ``"saved_model"`` (default), ``"onnx"`` (``model.onnx``, checked with onnxruntime)
             or ``"litert"`` (``model.tflite``, checked with the LiteRT interpreter); the last two
             hold ``serving_default`` only, with ``keras_zoo.json`` and ``class_names.txt`` beside.
+        quantize: a quantised file instead of the float one (classifiers and segmenters):
+            ``"dynamic"``, ``"float16"`` or ``"int8"`` for LiteRT (TFLite's post-training
+            quantisation; ``int8`` is full integer, uint8 images in, probabilities out as float32),
+            ``"int8"`` for ONNX (ONNX Runtime's static QDQ quantisation). It is written beside its
+            float twin, which is checked first, and published only if it picks the Keras model's
+            class on at least ``formats.MIN_AGREEMENT`` of the held-out images; ``keras_zoo.json``
+            records that agreement and both files' sizes. The model directory is
+            ``<model name>-<format>-<quantize>``.
+        data: images to calibrate (``int8``: the first ``formats.CALIBRATION_IMAGES`` of the train
+            split) and check on (up to ``formats.CHECK_IMAGES`` of the held-out split): anything
+            `keras_zoo.data.load_splits` takes (a folder, ``"digits"``, arrays) or `Splits`.
+            Needed for ``int8``; without it the other modes are checked on a random probe batch.
+        min_agreement: the top-1 agreement a quantised file must reach (default
+            ``formats.MIN_AGREEMENT``, 0.98).
 
     Raises:
-        ExportVerificationError: the reloaded export's outputs differ from the model's.
+        ExportVerificationError: the reloaded export's outputs differ from the model's (a quantised
+            file: it agrees with the model's class on too few held-out images).
         formats.ConversionError: the model cannot be converted to `format` (the reason is named).
     """
     import keras
@@ -115,9 +131,13 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
     from keras_zoo.export.signatures import SIGNATURES, TASK_DEFAULT
 
     format = formats.check_format(format)
+    formats.check_quantize(format, quantize, data=data)
     if version is not None:
         version = _validate.positive_int("version", version)
     task, extra = _task_and_signatures(model, task, signatures)
+    formats.check_quantize(format, quantize, task, data)
+    if min_agreement is not None and not 0.0 <= float(min_agreement) <= 1.0:
+        raise ValueError(f"min_agreement must be a fraction in [0, 1], got {min_agreement!r}")
     input_shape = _model_input_shape(model)
     serving = serving or contract.serving_for(task, input_shape)
     if serving != TASK_DEFAULT[task]:
@@ -127,7 +147,7 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
     if unknown:
         raise ValueError(f"unknown signature(s) {unknown}; accepted: {sorted(SIGNATURES)}")
     if format != "saved_model":
-        name = name or f"{model.name}-{format}"
+        name = name or "-".join([model.name, format, *([quantize] if quantize else [])])
     name = name or model.name
     model_dir = os.path.join(os.fspath(directory), name)
     os.makedirs(model_dir, exist_ok=True)
@@ -174,16 +194,24 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
             atomic_write_text(os.path.join(staged, METADATA_FILE), json.dumps(metadata, indent=2) + "\n")
         else:
             fn, specs = endpoints["serving_default"]
+            # Quantisation data first: a wrong folder fails before minutes of conversion.
+            samples = (formats.quantization_samples(data, specs, input_shape, task, quantize)
+                       if quantize else None)
             saved = staging_dir(model_dir, f".{version}.savedmodel.")
             try:
                 if format == "litert":
                     archive.write_out(saved, verbose=False)
                 path = formats.convert(format, fn, specs, staged, saved, model.name)
+                # The float file is checked to the float tolerance (for a quantised export these
+                # two fields describe the float twin it was quantised from).
+                metadata["max_relative_difference"], metadata["outputs"] = formats.verify(
+                    path, fn, _probe_inputs(specs, input_shape), model.name)
+                metadata["tolerance"] = formats.REL_TOLERANCE
+                if quantize:
+                    metadata.update(formats.quantize_and_check(format, quantize, path, saved, fn, specs,
+                                                               samples, model.name, min_agreement))
             finally:
                 shutil.rmtree(saved, ignore_errors=True)
-            metadata["max_relative_difference"], metadata["outputs"] = formats.verify(
-                path, fn, _probe_inputs(specs, input_shape), model.name)
-            metadata["tolerance"] = formats.REL_TOLERANCE
             formats.write_sidecars(staged, metadata, class_names)
         return replace_directory(staged, os.path.join(model_dir, str(version)))
     except BaseException:

@@ -10,6 +10,10 @@ LiteRT files use TFLite's built-in operators only (no Flex delegate), so they ru
 interpreter of a phone; a model that needs other operators is refused with the converter's reason.
 A version directory holds ``model.onnx`` or ``model.tflite``, ``keras_zoo.json`` (task, input
 contract, outputs, class names, the check's tolerance) and ``class_names.txt``.
+
+Quantised files (``export_model(..., quantize=...)``: LiteRT dynamic, float16 or full-integer int8;
+ONNX static int8 QDQ) are made from the checked float file and checked by top-1 agreement with the
+Keras model on held-out images instead of the float tolerance (the section at the end of this module).
 """
 
 from __future__ import annotations
@@ -120,7 +124,8 @@ def _unknown_onnx_ops(proto) -> list:
 
 
 class Runner:
-    """An ONNX or LiteRT export loaded in its own runtime: ``runner(inputs=array)`` -> dict of arrays.
+    """An ONNX or LiteRT export loaded in its own runtime: ``runner(inputs=array)`` -> dict of arrays
+    (a classifier with class names also returns ``labels``, as the SavedModel does).
 
     Inputs are checked against the contract in ``keras_zoo.json`` first (LiteRT would resize a wrong
     shape silently), so a wrong dtype or shape is refused with the expected one named.
@@ -174,8 +179,15 @@ class Runner:
         if self.contract:
             check_inputs(self.contract, inputs, f"{os.path.basename(self.path)} serving_default")
         if self.format == "onnx":
-            return dict(zip(self._outputs, self._session.run(None, inputs)))
-        return {k: np.asarray(v) for k, v in self._runner(**inputs).items()}
+            out = dict(zip(self._outputs, self._session.run(None, inputs)))
+        else:
+            out = {k: np.asarray(v) for k, v in self._runner(**inputs).items()}
+        names = self.metadata.get("class_names") or []
+        if self.metadata.get("task") == "classification" and names and np.ndim(out.get("class_ids")) == 1:
+            # The SavedModel's `labels` output (strings are not in TFLite's built-in set, so the
+            # file returns ids and the names travel beside it in keras_zoo.json).
+            out["labels"] = np.asarray(names, dtype=str)[out["class_ids"]]
+        return out
 
 
 def model_file(path: str) -> str | None:
@@ -256,3 +268,221 @@ def write_sidecars(staged: str, metadata: dict, class_names) -> None:
         atomic_write_text(os.path.join(staged, CLASS_NAMES_FILE), "\n".join(map(str, class_names)) + "\n")
     metadata = {**metadata, "files": portable.record_files(staged)}
     atomic_write_text(os.path.join(staged, METADATA_FILE), json.dumps(metadata, indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------- quantisation
+#
+# A quantised file is written from its float twin (converted and checked above), then checked in its
+# own way: quantisation moves probabilities by more than the float tolerance by design, so what must
+# hold is that it picks the same class as the Keras model on held-out images (`check_agreement`).
+
+QUANTIZE_MODES = {"litert": ("dynamic", "float16", "int8"), "onnx": ("int8",)}
+# Modes that calibrate activation ranges on real images (the others need no data).
+CALIBRATED = ("int8",)
+# The quantised file must pick the Keras model's class (per image; per pixel for segmenters) on at
+# least this fraction of the held-out images it is checked on.
+MIN_AGREEMENT = 0.98
+CALIBRATION_IMAGES = 300  # from the train split: a few hundred cover the activation ranges
+CHECK_IMAGES = 1000       # from the held-out split, at most
+PROBE_IMAGES = 64         # random images when no data is given (modes that need no calibration)
+QUANTIZED_TASKS = ("classification", "segmentation")  # tasks with class ids to agree on
+
+_METHODS = {
+    ("litert", "dynamic"): "TFLite post-training dynamic range (int8 weights, float activations)",
+    ("litert", "float16"): "TFLite post-training float16 (float16 weights)",
+    ("litert", "int8"): "TFLite post-training full integer (int8 weights and activations, "
+                        "representative data set)",
+    ("onnx", "int8"): "ONNX Runtime quantize_static, QDQ (int8 weights, uint8 activations, MinMax "
+                      "calibration)",
+}
+
+
+def check_quantize(format: str, quantize, task: str | None = None, data=None) -> str | None:
+    """Validate a `quantize` request before anything is converted; returns it (None: float)."""
+    if quantize is None:
+        return None
+    accepted = {f: list(m) for f, m in QUANTIZE_MODES.items()}
+    if format not in QUANTIZE_MODES:
+        raise ValueError(f"quantize={quantize!r} needs format 'litert' or 'onnx' (format {format!r} is "
+                         f"exported in float only); accepted: {accepted}")
+    if quantize not in QUANTIZE_MODES[format]:
+        raise ValueError(f"quantize {quantize!r} is not supported for format {format!r}; accepted: "
+                         f"{list(QUANTIZE_MODES[format])}")
+    if task is not None and task not in QUANTIZED_TASKS:
+        raise ValueError(f"quantize={quantize!r} needs a model with class ids to check the quantised file "
+                         f"against (tasks {list(QUANTIZED_TASKS)}); a {task!r} model is exported in float")
+    if quantize in CALIBRATED and data is None:
+        raise ValueError(f"quantize={quantize!r} calibrates on real images: pass data= (an image folder, "
+                         "a built-in name such as 'digits', arrays or `Splits`; `keras-zoo export "
+                         "--data DIR`, which defaults to the run directory's data)")
+    if format == "onnx":
+        _require("onnxruntime.quantization", "onnx")
+    return quantize
+
+
+def quantization_samples(data, specs, input_shape, task: str, quantize: str, *, seed: int = 0) -> dict:
+    """Calibration images (train split) and check images (held-out split) in the serving contract's
+    dtype, from `data` (anything `keras_zoo.data.load_splits` takes, or `Splits`); without data,
+    a random probe batch to check on and nothing to calibrate with."""
+    (spec,) = specs
+    dims = [int(d) if d is not None else None for d in spec.shape]
+    shape = [d if d is not None else s for d, s in zip(dims[1:], input_shape)]
+    uint8 = spec.dtype.name == "uint8"
+    if data is None:
+        rng = np.random.default_rng(seed)
+        probe = (rng.integers(0, 256, size=(PROBE_IMAGES, *shape)).astype("uint8") if uint8
+                 else rng.uniform(0.0, 1.0, size=(PROBE_IMAGES, *shape)).astype(spec.dtype.name))
+        return {"calibration": None, "check": probe, "check_source": f"probe batch ({PROBE_IMAGES} random inputs)",
+                "calibration_source": None}
+    from keras_zoo.data import Splits, load_splits
+
+    if isinstance(data, Splits):
+        splits = data
+    else:
+        options = {}
+        if len(shape) == 3:
+            options = {"image_size": tuple(shape[:2]), "color_mode": {1: "grayscale", 3: "rgb"}.get(shape[2])}
+        splits = load_splits(data, targets="none", batch_size=256, seed=seed, **options)
+
+    def take(dataset, limit):
+        batches, n = [], 0
+        for batch in dataset:
+            x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            batches.append(np.asarray(x))
+            n += len(batches[-1])
+            if n >= limit:
+                break
+        x = np.concatenate(batches)[:limit] if batches else np.zeros((0, *shape), "float32")
+        if list(x.shape[1:]) != list(shape):
+            raise ValueError(f"data {getattr(splits.info, 'name', data)!r} gives inputs of shape "
+                             f"{tuple(x.shape[1:])}; the model takes {tuple(shape)}")
+        return np.clip(np.round(x * 255.0), 0, 255).astype("uint8") if uint8 else x.astype(spec.dtype.name)
+
+    name = getattr(splits.info, "name", "data")
+    check = take(splits.test, CHECK_IMAGES)
+    if not len(check):
+        raise ValueError(f"data {name!r} has no held-out (test) images to check the quantised file on")
+    calibration = take(splits.train, CALIBRATION_IMAGES) if quantize in CALIBRATED else None
+    return {"calibration": calibration, "check": check,
+            "check_source": f"test split of {name} ({len(check)} images)",
+            "calibration_source": None if calibration is None else f"train split of {name} ({len(calibration)} images)"}
+
+
+def quantize_file(format: str, quantize: str, float_path: str, saved_model_dir: str | None,
+                  calibration, input_name: str, out_path: str, name: str) -> str:
+    """Write the quantised twin of `float_path` to `out_path` (LiteRT converts again from the
+    SavedModel, as TFLite's post-training quantisation does; ONNX quantises the float file)."""
+    try:
+        if format == "litert":
+            _quantize_litert(quantize, saved_model_dir, calibration, input_name, out_path)
+        else:
+            _quantize_onnx(float_path, calibration, input_name, out_path)
+    except Exception as err:  # the converters raise many kinds; the reason is what matters
+        raise ConversionError(f"{name} cannot be quantised to {quantize} as {format}: {_first_line(err)}") from err
+    return out_path
+
+
+def _quantize_litert(quantize, saved_model_dir, calibration, input_name, out_path):
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=["serving_default"])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        def representative():
+            for i in range(len(calibration)):
+                yield {input_name: calibration[i:i + 1]}
+
+        converter.representative_dataset = representative
+        # Every operator in int8 (no float fallback): the uint8 pixels go in as they are (the
+        # contract's input is already integer) and probabilities come out dequantised to float32.
+        ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.target_spec.supported_ops = ops
+    data = converter.convert()
+    with open(out_path, "wb") as f:
+        f.write(data)
+
+
+def _quantize_onnx(float_path, calibration, input_name, out_path):
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._batches = iter(range(0, len(calibration), 16))
+
+        def get_next(self):
+            start = next(self._batches, None)
+            return None if start is None else {input_name: calibration[start:start + 16]}
+
+    quantize_static(float_path, out_path, Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=False)
+
+
+def check_agreement(path: str, fn, check, input_name: str, name: str, label: str,
+                    min_agreement: float = MIN_AGREEMENT) -> float:
+    """Top-1 agreement of the file at `path` with the Keras function `fn` on `check` (per image; per
+    pixel for segmenters); raise `ExportVerificationError` under `min_agreement`. Returns it."""
+    import tensorflow as tf
+
+    from keras_zoo.export.errors import ExportVerificationError
+
+    runner = Runner(path, {})
+    same = total = 0
+    for start in range(0, len(check), 256):
+        x = check[start:start + 256]
+        want = fn(tf.constant(x))
+        got = runner(**{input_name: x})
+        if set(got) != set(want):
+            raise ExportVerificationError(f"{name} {label} file has outputs {sorted(got)}, expected {sorted(want)}")
+        for key, value in want.items():
+            if np.asarray(got[key]).shape != tuple(value.shape) or np.asarray(got[key]).dtype != value.dtype.as_numpy_dtype:
+                raise ExportVerificationError(
+                    f"{name} {label} file's {key!r} is {np.asarray(got[key]).dtype} {np.asarray(got[key]).shape}, "
+                    f"expected {value.dtype.name} {tuple(value.shape)}")
+        same += int(np.sum(np.asarray(got["class_ids"]) == np.asarray(want["class_ids"])))
+        total += int(np.asarray(want["class_ids"]).size)
+    agreement = same / max(total, 1)
+    if agreement < min_agreement:
+        raise ExportVerificationError(
+            f"{name} does not quantise to {label}: the quantised file picks the Keras model's class for "
+            f"{agreement:.2%} of {len(check)} images (at least {min_agreement:.0%} needed); export it in "
+            "float, or try another quantize mode")
+    return agreement
+
+
+def quantize_and_check(format: str, quantize: str, float_path: str, saved_model_dir: str | None,
+                       fn, specs, samples: dict, name: str, min_agreement: float | None = None) -> dict:
+    """Replace the checked float file at `float_path` by its quantised twin, checked by top-1
+    agreement; returns the metadata fields that record it (``quantization``, sizes)."""
+    input_name = specs[0].name
+    min_agreement = MIN_AGREEMENT if min_agreement is None else float(min_agreement)
+    if not 0.0 <= min_agreement <= 1.0:
+        raise ValueError(f"min_agreement must be in [0, 1], got {min_agreement}")
+    float_size = os.path.getsize(float_path)
+    # Same extension (the runtime is chosen by it), another name until the check has passed.
+    staged = os.path.join(os.path.dirname(float_path), f"{quantize}-{os.path.basename(float_path)}")
+    try:
+        quantize_file(format, quantize, float_path, saved_model_dir, samples["calibration"], input_name,
+                      staged, name)
+        agreement = check_agreement(staged, fn, samples["check"], input_name, name, f"{format} {quantize}",
+                                    min_agreement)
+        os.replace(staged, float_path)
+    finally:
+        if os.path.exists(staged):
+            os.remove(staged)
+    size = os.path.getsize(float_path)
+    return {
+        "quantization": {
+            "mode": quantize,
+            "method": _METHODS[(format, quantize)],
+            "calibration": samples["calibration_source"],
+            "check": samples["check_source"],
+            "top1_agreement": round(agreement, 6),
+            "min_agreement": min_agreement,
+        },
+        "size_bytes": size,
+        "float_size_bytes": float_size,
+        "size_ratio": round(size / float_size, 4),
+    }
