@@ -22,7 +22,7 @@ LAYERS = {
     "keras_zoo.models": 2, "keras_zoo.recipes": 2, "keras_zoo.export": 2, "keras_zoo.evaluation": 2,
     "keras_zoo.weights": 3, "keras_zoo.imagenet": 3, "keras_zoo.presets": 3, "keras_zoo.factory": 3,
     "keras_zoo.training": 4, "keras_zoo.transfer": 4, "keras_zoo.tuning": 4,
-    "keras_zoo.experiments": 4, "keras_zoo.pretrain": 4,
+    "keras_zoo.experiments": 4, "keras_zoo.pretrain": 4, "keras_zoo.robustness": 4,
     "keras_zoo.cli": 5, "keras_zoo.docs": 5,
     # The top-level package only maps public names to their modules (imported lazily, on use).
     "keras_zoo": 5,
