@@ -73,6 +73,33 @@ def _reference_model(reference, data, info, seed: int, data_options: dict | None
     return result.model, run_dir
 
 
+def _adapted(model, shape: tuple):
+    """`model` taking images of `shape`: the corrupted images (made at the measured model's contract)
+    resized and made grey or RGB for a reference trained on another kind, with a note."""
+    import keras
+
+    want = tuple(model.inputs[0].shape[1:])
+    if want == shape:
+        return model
+    if len(want) != 3 or want[-1] not in (1, 3) or shape[-1] not in (1, 3):
+        raise ValueError(f"the reference {model.name!r} takes inputs of shape {want}; the corrupted images "
+                         f"have {shape}")
+    log.warning("corruptions: the reference %s takes %s images; the corrupted %s images are converted for it",
+                model.name, "x".join(map(str, want)), "x".join(map(str, shape)))
+    inputs = keras.Input(shape=shape, name="inputs")
+    x = inputs
+    if want[:2] != shape[:2]:
+        x = keras.layers.Resizing(want[0], want[1], name="resize")(x)
+    if want[-1] != shape[-1]:
+        if want[-1] == 1:
+            # The luma weights tf.image.rgb_to_grayscale (and so the data pipelines) use.
+            x = keras.layers.Lambda(lambda t: keras.ops.sum(t * keras.ops.convert_to_tensor([0.2989, 0.587, 0.114]), axis=-1, keepdims=True), name="grey")(x)
+        else:
+            x = keras.layers.Concatenate(name="rgb")([x, x, x])
+    adapted = keras.Model(inputs, model(x), name=model.name)
+    return adapted
+
+
 def _errors(clean: float, table: dict) -> tuple:
     """({name: sum of errors}, {name: sum of errors above the clean error})."""
     total = {n: sum(1.0 - a for a in row.values()) for n, row in table.items()}
@@ -126,6 +153,7 @@ def corruption_report(model, data, corruptions="all", severities=(1, 2, 3, 4, 5)
     if reference is None:
         return report
     ref_model, where = _reference_model(reference, data, splits.info, seed, data_options, reference_run_dir)
+    ref_model = _adapted(ref_model, tuple(splits.info.input_shape))
     ref_model, _, _ = training.prepare_evaluation(ref_model, splits, batch_size=batch_size, seed=seed)
     ref_clean, ref_table = _accuracies(ref_model, dataset, names, severities, seed)
     errors, above = _errors(clean, table)

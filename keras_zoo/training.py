@@ -267,6 +267,10 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
         # Target labels report only; they never reach a training step.
         measured = model.evaluate(target_splits.test, return_dict=True, verbose=0)
         metrics.update({f"target_{k}": float(v) for k, v in measured.items()})
+        # The target's validation split (never trained on either): where a few target labels may
+        # choose hyperparameters without touching the target's test split.
+        measured = model.evaluate(target_splits.validation, return_dict=True, verbose=0)
+        metrics.update({f"target_val_{k}": float(v) for k, v in measured.items()})
     hist = {k: [float(x) for x in v] for k, v in history.history.items()}
     summary = {
         "model": name,

@@ -111,3 +111,34 @@ def blend_with_photos(digits_dir, photos_dir, out_dir, *, seed: int = 0, overwri
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {"images": len(digits), "photos": len(photos), "splits": counts}
+
+
+def blend_arrays(digits, photos, *, seed: int = 0):
+    """In-memory `blend_with_photos`: each of `digits` ``(N, H, W)`` or ``(N, H, W, 1)`` blended with a
+    random ``H x W`` patch of a random one of `photos` ``(M, h, w, 3)`` (h >= H, w >= W), as
+    ``|patch - digit|`` per channel. uint8 in, uint8 out; floats in [0, 1] in, float32 out.
+
+    Example:
+        >>> x_target = blend_arrays(x_digits, x_photos, seed=0)
+    """
+    digits, photos = np.asarray(digits), np.asarray(photos)
+    if digits.ndim == 4 and digits.shape[-1] == 1:
+        digits = digits[..., 0]
+    if digits.ndim != 3 or photos.ndim != 4 or photos.shape[-1] != 3:
+        raise ValueError(f"blend_arrays takes digits (N, H, W[, 1]) and photos (M, h, w, 3); got "
+                         f"{digits.shape} and {photos.shape}")
+    n, h, w = digits.shape
+    if photos.shape[1] < h or photos.shape[2] < w:
+        raise ValueError(f"photos of {photos.shape[1]}x{photos.shape[2]} are smaller than the digits' {h}x{w}")
+    as_uint8 = digits.dtype == np.uint8
+    scale = 1.0 if as_uint8 else 255.0
+    rng = np.random.default_rng(seed)
+    which = rng.integers(len(photos), size=n)
+    tops = rng.integers(photos.shape[1] - h + 1, size=n)
+    lefts = rng.integers(photos.shape[2] - w + 1, size=n)
+    rows = tops[:, None] + np.arange(h)[None, :]
+    cols = lefts[:, None] + np.arange(w)[None, :]
+    patches = photos[which[:, None, None], rows[:, :, None], cols[:, None, :]].astype(np.float32)
+    patches *= 1.0 if photos.dtype == np.uint8 else 255.0
+    blended = np.abs(patches - digits.astype(np.float32)[..., None] * scale)
+    return np.round(blended).astype(np.uint8) if as_uint8 else (blended / 255.0).astype(np.float32)

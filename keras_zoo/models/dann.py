@@ -234,7 +234,10 @@ def dann(input_shape, num_classes=10, filters=32, head_width=100, domain_width=1
         raise ValueError(f"dann takes images (H, W, C); got input_shape {tuple(input_shape)}")
 
     images = keras.Input(shape=tuple(input_shape), name="images")
-    x = keras.layers.Conv2D(filters, 5, padding="same", activation="relu", name="conv1")(images)
+    # Zero-centred inputs (the paper subtracts the pixel mean): a black MNIST background and a photo's
+    # start at the same distance from the filters' origin.
+    x = keras.layers.Rescaling(1.0, offset=-0.5, name="center")(images)
+    x = keras.layers.Conv2D(filters, 5, padding="same", activation="relu", name="conv1")(x)
     x = keras.layers.MaxPooling2D(name="pool1")(x)
     x = keras.layers.Conv2D(filters * 3 // 2, 5, padding="same", activation="relu", name="conv2")(x)
     x = keras.layers.MaxPooling2D(name="pool2")(x)
