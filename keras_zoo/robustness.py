@@ -1,6 +1,6 @@
 """How a trained classifier holds up under common corruptions (Hendrycks & Dietterich, ICLR 2019).
 
-`corruption_report` measures a classifier's accuracy on one split with each of the 15 common
+`keras_zoo.evaluate(..., corruptions=)` measures a classifier's accuracy on one split with each of the 15 common
 corruptions (`keras_zoo.data.corruptions`) at each severity, the mean, and the corruption error
 relative to a reference model as the paper defines it: for corruption c,
 
@@ -9,16 +9,14 @@ relative to a reference model as the paper defines it: for corruption c,
 
 and mCE (relative mCE) their mean over the corruptions (the paper's reference is AlexNet; the
 zoo's default is the lecture's MLP, `mlp_lecture`, trained on the same data). Both models see the
-same corrupted images (the corruptions are seeded per batch). `plot_corruptions` draws accuracy
-against severity, one panel per corruption family; `format_report` is the table the CLI prints.
+same corrupted images (the corruptions are seeded per batch). Here: `accuracies` (one model),
+`build_report` (the figures), `plot_corruptions` (accuracy against severity, one panel per corruption
+family) and `format_report` (the table the CLI prints); `keras_zoo.training.evaluate` runs them.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import re
 
 from keras_zoo.data.corruptions import CORRUPTION_FAMILIES, check_corruptions, corruption_stage
 
@@ -32,7 +30,7 @@ def _corrupted(dataset, name: str, severity: int, seed: int):
                                    num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def _accuracies(model, dataset, names, severities, seed: int) -> tuple:
+def accuracies(model, dataset, names, severities, seed: int) -> tuple:
     """(clean accuracy, {name: {severity: accuracy}}) of `model` on `dataset` (batches (x, y))."""
 
     def accuracy(ds):
@@ -44,36 +42,7 @@ def _accuracies(model, dataset, names, severities, seed: int) -> tuple:
     return accuracy(dataset), table
 
 
-def _reference_model(reference, data, info, seed: int, data_options: dict | None, run_dir: str | None):
-    """(model, description) of the reference: a run or `.keras` file as it is, or a registry name
-    trained once on the data's train split (reused from `run_dir` when that run is complete)."""
-    from keras_zoo import factory, training
-
-    if isinstance(reference, (str, os.PathLike)) and os.path.exists(os.fspath(reference)):
-        return training.load_model(os.fspath(reference)), os.fspath(reference)
-    if not isinstance(reference, str):
-        return reference, getattr(reference, "name", "reference")
-    factory.get_spec(reference)  # unknown names fail here, naming close matches
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", os.path.basename(os.path.normpath(str(info.name)))).strip("-")
-    run_dir = run_dir or os.path.join("runs", f"reference-{reference}-{slug or 'data'}-seed{seed}")
-    summary_path = os.path.join(run_dir, "metrics.json")
-    if os.path.exists(summary_path) and os.path.exists(os.path.join(run_dir, "model.keras")):
-        with open(summary_path, encoding="utf-8") as f:
-            summary = json.load(f)
-        if summary.get("model") == reference and summary.get("data") == info.name and \
-                summary.get("input_shape") == list(info.input_shape):
-            log.warning("corruptions: reference %s reused from %s", reference, run_dir)
-            return training.load_model(run_dir), run_dir
-    log.warning("corruptions: training the reference %s on %s (train split) in %s", reference, info.name, run_dir)
-    options = dict(data_options or {})
-    if len(info.input_shape) == 3:
-        options.update(image_size=tuple(info.input_shape[:2]),
-                       color_mode="grayscale" if info.input_shape[-1] == 1 else "rgb")
-    result = training.train(reference, data, run_dir=run_dir, seed=seed, verbose=0, data_options=options)
-    return result.model, run_dir
-
-
-def _adapted(model, shape: tuple):
+def adapted(model, shape: tuple):
     """`model` taking images of `shape`: the corrupted images (made at the measured model's contract)
     resized and made grey or RGB for a reference trained on another kind, with a note."""
     import keras
@@ -107,43 +76,20 @@ def _errors(clean: float, table: dict) -> tuple:
     return total, above
 
 
-def corruption_report(model, data, corruptions="all", severities=(1, 2, 3, 4, 5), *, reference="mlp_lecture",
-                      split: str = "test", batch_size: int = 64, seed: int = 0, recipe=None,
-                      data_options: dict | None = None, trust: bool = False,
-                      reference_run_dir: str | None = None) -> dict:
-    """Accuracy of a classifier under common corruptions, and its (relative) mCE against `reference`.
-
-    Args:
-        model: a `keras.Model`, a `.keras` file, a run directory or a classifier's export.
-        data: a data source (its `split` is measured; the reference trains on its train split).
-        corruptions: ``"all"``, a family name or a list of corruption names.
-        severities: the severities 1-5 to measure.
-        reference: a registry name (trained on `data`), a run directory / `.keras` file, or None.
-        seed: seeds the data split and the corruptions.
+def build_report(model_name: str, info, split: str, names, severities, seed: int, clean: float, table: dict,
+                 reference: dict | None = None) -> dict:
+    """The corruption report of one model from its accuracies (`accuracies`), with the (relative) CE
+    against `reference` (``{"model", "source", "clean_accuracy", "accuracy"}``) when given.
 
     Returns:
         ``{"clean_accuracy", "accuracy": {name: {severity: acc}}, "mean_accuracy", "family_accuracy",
         "reference": {...}, "ce": {name: CE}, "mce", "relative_ce", "relative_mce", ...}`` (CE figures
         only with a reference).
-
-    Example:
-        >>> report = keras_zoo.evaluate("runs/cnn_small-digits", "digits", corruptions="noise")
-        >>> report["mean_accuracy"], report["mce"]
     """
-    from keras_zoo import training
-
-    names, severities = check_corruptions(corruptions, severities)
-    model, splits, _ = training.prepare_evaluation(model, data, batch_size=batch_size, seed=seed, recipe=recipe,
-                                                   data_options=data_options, trust=trust)
-    if splits.info.targets != "label" or len(splits.info.input_shape) != 3:
-        raise ValueError(f"corruptions are measured on labelled images; {splits.info.name!r} gives "
-                         f"{splits.info.targets} targets of inputs {tuple(splits.info.input_shape)}")
-    dataset = getattr(splits, split)
-    clean, table = _accuracies(model, dataset, names, severities, seed)
     every = [a for row in table.values() for a in row.values()]
     report = {
-        "model": model.name, "data": splits.info.name, "split": split,
-        "num_examples": splits.info.num_examples[split], "input_shape": list(splits.info.input_shape),
+        "model": model_name, "data": info.name, "split": split,
+        "num_examples": info.num_examples[split], "input_shape": list(info.input_shape),
         "corruptions": list(names), "severities": list(severities), "seed": seed,
         "clean_accuracy": clean, "accuracy": table, "mean_accuracy": sum(every) / len(every),
         "family_accuracy": {family: {str(s): sum(table[n][str(s)] for n in members if n in table) /
@@ -152,20 +98,20 @@ def corruption_report(model, data, corruptions="all", severities=(1, 2, 3, 4, 5)
     }
     if reference is None:
         return report
-    ref_model, where = _reference_model(reference, data, splits.info, seed, data_options, reference_run_dir)
-    ref_model = _adapted(ref_model, tuple(splits.info.input_shape))
-    ref_model, _, _ = training.prepare_evaluation(ref_model, splits, batch_size=batch_size, seed=seed)
-    ref_clean, ref_table = _accuracies(ref_model, dataset, names, severities, seed)
     errors, above = _errors(clean, table)
-    ref_errors, ref_above = _errors(ref_clean, ref_table)
+    ref_errors, ref_above = _errors(reference["clean_accuracy"], reference["accuracy"])
     ce = {n: errors[n] / ref_errors[n] if ref_errors[n] > 0 else float("nan") for n in names}
     relative = {n: above[n] / ref_above[n] if ref_above[n] > 0 else float("nan") for n in names}
-    ref_every = [a for row in ref_table.values() for a in row.values()]
+    ref_every = [a for row in reference["accuracy"].values() for a in row.values()]
     report.update({
-        "reference": {"model": ref_model.name, "source": where, "clean_accuracy": ref_clean,
-                      "accuracy": ref_table, "mean_accuracy": sum(ref_every) / len(ref_every)},
+        "reference": {**reference, "mean_accuracy": sum(ref_every) / len(ref_every)},
         "ce": ce, "mce": sum(ce.values()) / len(ce),
-        "relative_ce": relative, "relative_mce": sum(relative.values()) / len(relative),
+        # The relative CE is undefined where the reference loses no accuracy to a corruption
+        # (denominator <= 0, e.g. mild noise on digits): its mean runs over the others, counted.
+        "relative_ce": relative,
+        "relative_mce": (sum(v for v in relative.values() if v == v) / max(1, sum(v == v for v in relative.values()))
+                         if any(v == v for v in relative.values()) else float("nan")),
+        "relative_mce_over": sum(v == v for v in relative.values()),
     })
     return report
 
@@ -188,7 +134,8 @@ def format_report(report: dict) -> str:
                  f"{100 * report['mean_accuracy']:.1f}")
     if has_ce:
         ref = report["reference"]
-        lines.append(f"mCE {100 * report['mce']:.1f}, relative mCE {100 * report['relative_mce']:.1f} "
+        lines.append(f"mCE {100 * report['mce']:.1f}, relative mCE {100 * report['relative_mce']:.1f} (over the "
+                     f"{report['relative_mce_over']} corruptions that cost the reference accuracy) "
                      f"(reference {ref['model']}: clean {100 * ref['clean_accuracy']:.1f}, mean corrupted "
                      f"{100 * ref['mean_accuracy']:.1f}; 100 = as robust as the reference, lower is better)")
     return "\n".join(lines)

@@ -455,8 +455,7 @@ def _fit_data_to_model(model, data, recipe: Recipe, batch_size: int, seed: int, 
 
 def prepare_evaluation(model, data, *, batch_size: int = 64, seed: int = 0, recipe=None,
                        data_options: dict | None = None, trust: bool = False):
-    """(compiled model, `Splits` at its input contract, recipe) for `evaluate` and the corruption
-    benchmarks (`keras_zoo.robustness`)."""
+    """(compiled model, `Splits` at its input contract, recipe) for `evaluate`."""
     if isinstance(model, (str, os.PathLike)) and is_export(os.fspath(model)):
         model, recipe = _export_classifier(os.fspath(model), trust), recipe or "classifier"
     elif isinstance(model, (str, os.PathLike)):
@@ -487,9 +486,10 @@ def evaluate(model, data, split: str = "test", *, batch_size: int = 64, seed: in
         trust: run a SavedModel that lacks valid keras_zoo metadata.
         corruptions: None (the clean metrics), or ``"all"``, a family (``"noise"``, ``"blur"``,
             ``"weather"``, ``"digital"``) or a list of names from
-            `keras_zoo.data.corruptions.COMMON_CORRUPTIONS`: then the result is the corruption
-            report of `keras_zoo.robustness.corruption_report` (accuracy per corruption and
-            severity, mean, corruption errors relative to `reference`).
+            `keras_zoo.data.corruptions.COMMON_CORRUPTIONS`: then the result is a corruption report
+            (`keras_zoo.robustness.build_report`: accuracy per corruption and severity, their mean,
+            the corruption errors and mCE relative to `reference`; `robustness.format_report`
+            prints it, `robustness.plot_corruptions` draws it).
         severities: with `corruptions`, the severities (1-5) to measure.
         reference: with `corruptions`, the model the corruption errors are relative to: a registry
             name (trained on the same data's train split, once, in `reference_run_dir`), a run
@@ -498,12 +498,61 @@ def evaluate(model, data, split: str = "test", *, batch_size: int = 64, seed: in
     if split not in ("train", "validation", "test"):
         raise ValueError(f"split must be 'train', 'validation' or 'test', got {split!r}")
     if corruptions is not None:
-        from keras_zoo.robustness import corruption_report
-
-        return corruption_report(model, data, corruptions, severities, reference=reference, split=split,
-                                 batch_size=batch_size, seed=seed, recipe=recipe, data_options=data_options,
-                                 trust=trust, reference_run_dir=reference_run_dir)
+        return _corruption_report(model, data, corruptions, severities, reference=reference, split=split,
+                                  batch_size=batch_size, seed=seed, recipe=recipe, data_options=data_options,
+                                  trust=trust, reference_run_dir=reference_run_dir)
     model, data, recipe = prepare_evaluation(model, data, batch_size=batch_size, seed=seed, recipe=recipe,
                                              data_options=data_options, trust=trust)
     return {k: float(v) for k, v in
             model.evaluate(getattr(data, split), return_dict=True, verbose=0).items()}
+
+
+def _reference_model(reference, data, info, seed: int, data_options: dict | None, run_dir: str | None):
+    """(model, description) of the reference: a run or `.keras` file as it is, or a registry name
+    trained once on the data's train split (reused from `run_dir` when that run is complete)."""
+    if isinstance(reference, (str, os.PathLike)) and os.path.exists(os.fspath(reference)):
+        return load_model(os.fspath(reference)), os.fspath(reference)
+    if not isinstance(reference, str):
+        return reference, getattr(reference, "name", "reference")
+    factory.get_spec(reference)  # unknown names fail here, naming close matches
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", os.path.basename(os.path.normpath(str(info.name)))).strip("-")
+    run_dir = run_dir or os.path.join("runs", f"reference-{reference}-{slug or 'data'}-seed{seed}")
+    summary_path = os.path.join(run_dir, "metrics.json")
+    if os.path.exists(summary_path) and os.path.exists(os.path.join(run_dir, "model.keras")):
+        with open(summary_path, encoding="utf-8") as f:
+            summary = json.load(f)
+        if summary.get("model") == reference and summary.get("data") == info.name and \
+                summary.get("input_shape") == list(info.input_shape):
+            log.warning("corruptions: reference %s reused from %s", reference, run_dir)
+            return load_model(run_dir), run_dir
+    log.warning("corruptions: training the reference %s on %s (train split) in %s", reference, info.name, run_dir)
+    options = dict(data_options or {})
+    if len(info.input_shape) == 3:
+        options.update(image_size=tuple(info.input_shape[:2]),
+                       color_mode="grayscale" if info.input_shape[-1] == 1 else "rgb")
+    result = train(reference, data, run_dir=run_dir, seed=seed, verbose=0, data_options=options)
+    return result.model, run_dir
+
+
+def _corruption_report(model, data, corruptions, severities, *, reference, split, batch_size, seed, recipe,
+                       data_options, trust, reference_run_dir) -> dict:
+    """`evaluate` under common corruptions (see `keras_zoo.robustness`)."""
+    from keras_zoo import robustness
+    from keras_zoo.data.corruptions import check_corruptions
+
+    names, severities = check_corruptions(corruptions, severities)
+    model, splits, _ = prepare_evaluation(model, data, batch_size=batch_size, seed=seed, recipe=recipe,
+                                          data_options=data_options, trust=trust)
+    if splits.info.targets != "label" or len(splits.info.input_shape) != 3:
+        raise ValueError(f"corruptions are measured on labelled images; {splits.info.name!r} gives "
+                         f"{splits.info.targets} targets of inputs {tuple(splits.info.input_shape)}")
+    dataset = getattr(splits, split)
+    clean, table = robustness.accuracies(model, dataset, names, severities, seed)
+    measured = None
+    if reference is not None:
+        ref_model, where = _reference_model(reference, data, splits.info, seed, data_options, reference_run_dir)
+        ref_model = robustness.adapted(ref_model, tuple(splits.info.input_shape))
+        ref_model, _, _ = prepare_evaluation(ref_model, splits, batch_size=batch_size, seed=seed)
+        ref_clean, ref_table = robustness.accuracies(ref_model, dataset, names, severities, seed)
+        measured = {"model": ref_model.name, "source": where, "clean_accuracy": ref_clean, "accuracy": ref_table}
+    return robustness.build_report(model.name, splits.info, split, names, severities, seed, clean, table, measured)

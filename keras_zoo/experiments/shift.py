@@ -81,8 +81,8 @@ def domain_shift(data: str = "digits", *, size: str = "default", models=None, co
         >>> table = domain_shift(size="small")
         >>> table.row("dann")["target_accuracy"] - table.row("dann (source only)")["target_accuracy"]
     """
-    import keras_zoo
     from keras_zoo import robustness
+    from keras_zoo.training import evaluate, train
 
     size = _common.check_size(size)
     preset = _PRESETS[size]
@@ -99,10 +99,10 @@ def domain_shift(data: str = "digits", *, size: str = "default", models=None, co
     with tempfile.TemporaryDirectory(prefix="domain_shift-") as work:
         reference = None
         for name in models:
-            trained = keras_zoo.train(name, data, recipe=recipe, seed=seed, verbose=verbose, resume=False,
+            trained = train(name, data, recipe=recipe, seed=seed, verbose=verbose, resume=False,
                                       run_dir=os.path.join(work, name))
-            report = robustness.corruption_report(trained.model, data, corruptions, severities,
-                                                  reference=reference, seed=seed)
+            report = evaluate(trained.model, data, corruptions=corruptions, severities=severities,
+                              reference=reference, seed=seed)
             reference = reference or trained.model
             reports[name] = report
             rows.append({"setting": name, "source_accuracy": report["clean_accuracy"],
@@ -112,7 +112,7 @@ def domain_shift(data: str = "digits", *, size: str = "default", models=None, co
         source, target = make_target(data, photos, seed)
         arms = {}
         for label, adaptation in (("dann (source only)", False), ("dann", True)):
-            result = keras_zoo.train("dann", source, target=target, epochs=dann_epochs, seed=seed, verbose=verbose,
+            result = train("dann", source, target=target, epochs=dann_epochs, seed=seed, verbose=verbose,
                                      resume=False, run_dir=os.path.join(work, label.replace(" ", "_")),
                                      num_classes=int(source[1].max()) + 1, adaptation=adaptation)
             arms[label] = result.metrics["target_accuracy"]
