@@ -71,6 +71,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, help="default: the dann recipe's")
     parser.add_argument("--out", default=RESULT)
+    parser.add_argument("--arms", nargs="+", default=["source_only", "dann"], choices=("source_only", "dann"))
     parser.add_argument("--combine", nargs="+", metavar="JSON", help="merge the rows of runs made apart")
     args = parser.parse_args()
     if args.combine:
@@ -93,8 +94,8 @@ def main() -> int:
     print("target:", made, flush=True)
     rows = []
     for seed in args.seeds:
-        for adaptation in (False, True):
-            arm = "dann" if adaptation else "source_only"
+        for arm in args.arms:
+            adaptation = arm == "dann"
             load = _loadavg()
             started = time.perf_counter()
             result = keras_zoo.train(
@@ -115,7 +116,7 @@ def main() -> int:
 
 def _write(rows, made, args) -> int:
     mean = {arm: sum(r["target_test_accuracy"] for r in rows if r["arm"] == arm) /
-            sum(r["arm"] == arm for r in rows) for arm in ("source_only", "dann")}
+            max(1, sum(r["arm"] == arm for r in rows)) for arm in ("source_only", "dann")}
     gap = 100.0 * (mean["dann"] - mean["source_only"])
     summary = {
         "bar": f"DANN target accuracy >= source-only + {BAR_POINTS:g} points (mean of "
