@@ -48,7 +48,7 @@ def test_the_papers_schedules_for_the_reversal_weight_and_the_learning_rate():
     again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule))
     assert float(again(50)) == pytest.approx(rates[1])
     # The paper's optimizer is one recipe field away from the dann recipe.
-    optimizer = get_recipe("dann").replace(optimizer="sgd", learning_rate=0.01, schedule="annealing")\
+    optimizer = get_recipe("dann").replace(optimizer="sgd", learning_rate=0.01, schedule="annealing", epochs=6)\
         .build_optimizer(steps_per_epoch=10)
     assert isinstance(optimizer.learning_rate, AnnealingDecay) or float(optimizer.learning_rate) == pytest.approx(0.01)
     optimizer.iterations.assign(50)
