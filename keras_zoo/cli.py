@@ -181,7 +181,7 @@ def cmd_train(args) -> int:
         args.name, args.data, recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, run_dir=out, seed=args.seed, export=not args.no_export,
         data_options=_data_options(args), verbose=1 if sys.stderr.isatty() else 2,
-        strategy=args.distribute, **_validate.assignments(args.set))
+        strategy=args.distribute, **_train_domains(args), **_validate.assignments(args.set))
     summary = result.summary
     print(f"held-out (test split, {result.info.num_examples['test']} examples) after "
           f"{summary['epochs_run']} epochs in {summary['train_seconds']:.1f} s:")
@@ -193,12 +193,48 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _train_domains(args) -> dict:
+    """`train`'s target data and, with --source-only, the override that turns adaptation off."""
+    extra = {}
+    if getattr(args, "target", None):
+        extra["target"] = args.target
+    if getattr(args, "source_only", False):
+        if not getattr(args, "target", None):
+            raise ValueError("--source-only compares with domain adaptation: it needs --target TARGET_DIR")
+        extra["adaptation"] = False
+    return extra
+
+
 def cmd_evaluate(args) -> int:
+    with _StderrHandler():
+        return _evaluate(args)
+
+
+def _evaluate(args) -> int:
     import keras_zoo
 
-    metrics = keras_zoo.evaluate(args.model, args.data, split=args.split, seed=args.seed,
-                                 data_options=_data_options(args), trust=args.trust)
-    print(json.dumps(metrics, indent=2))
+    if args.corruptions is None:
+        if args.severities or args.reference or args.plot or args.json:
+            raise ValueError("--severities, --reference, --plot and --json go with --corruptions")
+        metrics = keras_zoo.evaluate(args.model, args.data, split=args.split, seed=args.seed,
+                                     data_options=_data_options(args), trust=args.trust)
+        print(json.dumps(metrics, indent=2))
+        return 0
+    from keras_zoo import robustness
+
+    severities = tuple(int(s) for s in args.severities.split(",")) if args.severities else (1, 2, 3, 4, 5)
+    reference = None if (args.reference or "").lower() == "none" else (args.reference or "mlp_lecture")
+    report = keras_zoo.evaluate(args.model, args.data, split=args.split, seed=args.seed,
+                                data_options=_data_options(args), trust=args.trust,
+                                corruptions=args.corruptions, severities=severities, reference=reference)
+    print(robustness.format_report(report))
+    if args.plot:
+        print(f"plot: {robustness.plot_corruptions(report, args.plot)}")
+    if args.json:
+        from keras_zoo._io import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
+        print(f"report: {args.json}")
     return 0
 
 
@@ -661,6 +697,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--color-mode", choices=("grayscale", "rgb"))
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model override, repeatable")
     p.add_argument("--no-export", action="store_true", help="skip the SavedModel export")
+    p.add_argument("--target", metavar="TARGET_DIR",
+                   help="unlabelled images of the domain to adapt to (dann); its labels, if any, only report "
+                        "target accuracy")
+    p.add_argument("--source-only", action="store_true",
+                   help="with --target: train the same network on the source alone (dann's adaptation=False)")
     _add_distribute(p)
     p.set_defaults(func=cmd_train)
 
@@ -669,10 +710,21 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test", choices=("train", "validation", "test"))
     p.add_argument("--seed", type=int, default=0, help="the seed the split was made with")
-    p.add_argument("--image-size")
+    p.add_argument("--image-size", help="read images at HxW (default: the model's size, converted with a note)")
+    p.add_argument("--color-mode", choices=("grayscale", "rgb"),
+                   help="default: the model's channels, converted with a note")
     p.add_argument("--data-dir", help="TFDS data directory holding prepared data sets")
     p.add_argument("--trust", action="store_true",
                    help="run a SavedModel without valid keras_zoo metadata (see docs/security-model.md)")
+    p.add_argument("--corruptions", metavar="all|FAMILY|NAME,...",
+                   help="accuracy under the 15 common corruptions (or a family: noise, blur, weather, "
+                        "digital; or names) at each severity, with the corruption error against --reference")
+    p.add_argument("--severities", metavar="1,2,...", help="with --corruptions: the severities (default 1-5)")
+    p.add_argument("--reference", metavar="NAME|RUN|none",
+                   help="with --corruptions: the model of the corruption error's denominator (default "
+                        "mlp_lecture, trained once on the data's train split; a run directory; none)")
+    p.add_argument("--plot", metavar="PNG", help="with --corruptions: accuracy vs severity per family")
+    p.add_argument("--json", metavar="PATH", help="with --corruptions: also write the report as JSON")
     p.set_defaults(func=cmd_evaluate)
 
     p = add_command("export", help="export a trained model (SavedModel for TF Serving, ONNX or LiteRT)")

@@ -161,7 +161,7 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
           batch_size: int | None = None, learning_rate: float | None = None,
           run_dir: str | None = None, seed: int = 0, export: bool = False, resume: bool = True,
           callbacks=(), data_options: dict | None = None, verbose="auto", strategy=None,
-          **model_overrides) -> TrainResult:
+          target=None, **model_overrides) -> TrainResult:
     """Train a registered model (or a built one) on a data source with a recipe.
 
     Args:
@@ -178,6 +178,10 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
         resume: keep a backup each epoch and resume from it (``BackupAndRestore``).
         callbacks: extra Keras callbacks.
         data_options: extra keyword arguments for `load_splits` (``image_size``, ``color_mode``...).
+        target: unlabelled images of the domain to adapt to, for models that train on two domains
+            (`dann`): any data source (its labels, if it has them, are never trained on: they only
+            report ``target_accuracy`` on the target's test split, in `metrics` and ``metrics.json``).
+            Its images are resized to the source's size and must have as many channels.
         strategy: ``"mirrored"`` (every local GPU, or the CPU), ``"multi_worker"`` (the cluster in
             ``TF_CONFIG``) or a `tf.distribute.Strategy`: the model is built, compiled and trained
             under it. The recipe's ``batch_size`` is the global batch unless it sets
@@ -215,13 +219,23 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
     os.makedirs(out_dir, exist_ok=True)
 
     keras.utils.set_random_seed(seed)
-    splits = distribute.shard_splits(_load_data(data, run_recipe, seed, data_options), strategy)
+    splits = _load_data(data, run_recipe, seed, data_options)
     info = splits.info
+    target_splits = None
+    if target is not None:
+        target_splits = _load_target(target, info, run_recipe, seed, data_options)
+        splits = dataclasses.replace(splits, train=_paired(splits.train, target_splits.train))
+    splits = distribute.shard_splits(splits, strategy)
     with distribute.scope(strategy):
         model = _build(model_or_name, spec, run_recipe, info, model_overrides)
         _check_strategy(model, strategy)
         _check_class_count(model, info, recipe)
-        run_recipe.compile(model, steps_per_epoch=run_recipe.steps_per_epoch(info.num_examples["train"]))
+        steps_per_epoch = run_recipe.steps_per_epoch(info.num_examples["train"])
+        if target is not None:
+            _check_takes_target(model)
+            # The paper's schedule of the reversal weight runs over the whole run.
+            model.total_steps = run_recipe.epochs * steps_per_epoch
+        run_recipe.compile(model, steps_per_epoch=steps_per_epoch)
     synchronized = distribute.synchronize_batch_norm(model) if spread.replicas > 1 else []
 
     run_callbacks = default_callbacks(out_dir, recipe, resume=resume) + list(callbacks)
@@ -251,6 +265,14 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
 
     metrics = {k: float(v) for k, v in
                model.evaluate(splits.test, return_dict=True, verbose=0).items()}
+    if target_splits is not None and target_splits.info.targets == "label":
+        # Target labels report only; they never reach a training step.
+        measured = model.evaluate(target_splits.test, return_dict=True, verbose=0)
+        metrics.update({f"target_{k}": float(v) for k, v in measured.items()})
+        # The target's validation split (never trained on either): where a few target labels may
+        # choose hyperparameters without touching the target's test split.
+        measured = model.evaluate(target_splits.validation, return_dict=True, verbose=0)
+        metrics.update({f"target_val_{k}": float(v) for k, v in measured.items()})
     hist = {k: [float(x) for x in v] for k, v in history.history.items()}
     summary = {
         "model": name,
@@ -262,6 +284,8 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
         "input_shape": list(info.input_shape),
         "class_names": list(info.class_names),
         "num_examples": info.num_examples,
+        **({"target": {"data": target_splits.info.name, "num_examples": target_splits.info.num_examples,
+                       "labelled": target_splits.info.targets == "label"}} if target_splits is not None else {}),
         "distribution": spread.to_dict(),
         "epochs_run": len(history.epoch),
         "train_seconds": round(seconds, 2),
@@ -287,6 +311,45 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
         export_path = export_model(model, os.path.join(run_dir, "export"), class_names=info.class_names,
                                    value_range=info.value_range, **task_args)
     return TrainResult(model, hist, metrics, run_dir, info, export_path, summary)
+
+
+def _load_target(target, info, recipe: Recipe, seed: int, data_options: dict | None) -> Splits:
+    """The target domain's splits at the source's image size, labelled where the source has labels."""
+    options = {k: v for k, v in dict(data_options or {}).items() if k not in ("corruption", "image_size")}
+    if len(info.input_shape) == 3:
+        options["image_size"] = tuple(info.input_shape[:2])
+    # Another seed than the source's: the two pipelines shuffle independently.
+    common = dict(batch_size=recipe.batch_size, seed=seed + 1, **options)
+    if isinstance(target, Splits):
+        splits = target
+    else:
+        try:
+            splits = load_splits(target, targets="label", **common)
+        except ValueError as err:
+            if "cannot give targets='label'" not in str(err):
+                raise
+            splits = load_splits(target, targets="none", **common)
+    if tuple(splits.info.input_shape) != tuple(info.input_shape):
+        raise ValueError(
+            f"the target {splits.info.name!r} has images of shape {tuple(splits.info.input_shape)} but the "
+            f"source {info.name!r} has {tuple(info.input_shape)}: give both the same channels "
+            f"(data_options={{'color_mode': 'rgb'}}, or --color-mode rgb)")
+    return splits
+
+
+def _paired(source, target):
+    """Batches ``((source_images, target_images), source_labels)``: the target repeats as long as the
+    source lasts, and only its images are kept."""
+    images = target.map(lambda *example: example[0]).repeat()
+    return tf.data.Dataset.zip((source, images)).map(
+        lambda example, other: ((example[0], other), *example[1:]), num_parallel_calls=tf.data.AUTOTUNE
+    ).prefetch(tf.data.AUTOTUNE)
+
+
+def _check_takes_target(model) -> None:
+    if not getattr(model, "takes_target", False):
+        raise ValueError(f"target= is for models trained on two domains (dann); {model.name!r} trains on "
+                         "one data set: leave target out")
 
 
 def plot_history(history: dict, path: str, title: str = "") -> str:
@@ -344,7 +407,7 @@ def _export_classifier(path: str, trust: bool) -> keras.Model:
     return keras.Model(inputs, probabilities, name=meta.get("model", "export"))
 
 
-def _portable_classifier(path: str) -> keras.Model | None:
+def _portable_classifier(path: str, trust: bool = False) -> keras.Model | None:
     """An ONNX or LiteRT export (file, version or model directory; quantised files too) as a Keras
     model giving its probabilities, the file run by its own runtime; None when `path` holds none."""
     import numpy as np
@@ -353,7 +416,7 @@ def _portable_classifier(path: str) -> keras.Model | None:
 
     if formats.model_file(path) is None:
         return None
-    runner = formats.load(path)
+    runner = formats.load(path, trust=trust)
     meta = runner.metadata
     if meta.get("task") != "classification" or "probabilities" not in meta.get("outputs", []):
         raise ValueError(f"evaluate takes the export of a classifier (outputs 'probabilities'); {path!r} is a "
@@ -387,9 +450,73 @@ def load_model(path: str) -> keras.Model:
     return weights.load_keras_archive(path)
 
 
+def _input_contract(model) -> tuple | None:
+    inputs = getattr(model, "inputs", None)
+    return tuple(inputs[0].shape[1:]) if inputs else None
+
+
+def _fit_data_to_model(model, data, recipe: Recipe, batch_size: int, seed: int, data_options: dict | None) -> Splits:
+    """`data` loaded at the model's input contract (size, channels).
+
+    Images of another size or channel count are converted (resized; RGB made grey or grey repeated to
+    RGB) with a one-line note; where no conversion makes sense (other ranks, other channel counts, or
+    an image_size/color_mode asked for that contradicts the model) the error names both shapes.
+    """
+    options = _data_options(recipe, data_options)
+    if isinstance(data, Splits):
+        splits = data
+    else:
+        splits = load_splits(data, targets=recipe.targets, batch_size=batch_size, seed=seed, **options)
+    want, have = _input_contract(model), tuple(splits.info.input_shape)
+    if want is None or have == want or isinstance(data, Splits):
+        return splits
+    images = len(want) == 3 and len(have) == 3 and want[-1] in (1, 3) and have[-1] in (1, 3)
+    asked = {k: options[k] for k in ("image_size", "color_mode") if options.get(k) is not None}
+    if not images or asked:
+        reason = (f" (asked for {', '.join(f'{k}={v!r}' for k, v in asked.items())})" if asked and images else "")
+        raise ValueError(f"model {model.name!r} takes inputs of shape {want} but the data {splits.info.name!r} "
+                         f"has {have}{reason}: evaluate it on data of its own kind"
+                         + (", or leave --image-size/--color-mode out to convert" if asked and images else ""))
+    notes = []
+    if have[:2] != want[:2]:
+        notes.append(f"resized from {have[0]}x{have[1]} to {want[0]}x{want[1]}")
+    if have[-1] != want[-1]:
+        notes.append("RGB made grayscale" if want[-1] == 1 else "grayscale repeated to RGB")
+    log.warning("evaluate: %s takes %s images; the data's %s images are %s", model.name, "x".join(map(str, want)),
+                "x".join(map(str, have)), " and ".join(notes))
+    options.update(image_size=tuple(want[:2]), color_mode="grayscale" if want[-1] == 1 else "rgb")
+    return load_splits(data, targets=recipe.targets, batch_size=batch_size, seed=seed, **options)
+
+
+def prepare_evaluation(model, data, *, batch_size: int = 64, seed: int = 0, recipe=None,
+                       data_options: dict | None = None, trust: bool = False):
+    """(compiled model, `Splits` at its input contract, recipe) for `evaluate`."""
+    portable = _portable_classifier(os.fspath(model), trust) if isinstance(model, (str, os.PathLike)) else None
+    if portable is not None:
+        model, recipe = portable, recipe or "classifier"
+    elif isinstance(model, (str, os.PathLike)) and is_export(os.fspath(model)):
+        model, recipe = _export_classifier(os.fspath(model), trust), recipe or "classifier"
+    elif isinstance(model, (str, os.PathLike)):
+        model = load_model(os.fspath(model))
+    spec, recipe = _resolve(model, recipe) if recipe is None else (None, get_recipe(recipe))
+    data = _fit_data_to_model(model, data, recipe, batch_size, seed, data_options)
+    _check_class_count(model, data.info, recipe)
+    if not model.compiled:
+        recipe.compile(model)
+    if portable is not None:
+        model.jit_compile = False  # the file runs in its own runtime, outside XLA
+    return model, data, recipe
+
+
 def evaluate(model, data, split: str = "test", *, batch_size: int = 64, seed: int = 0,
-             recipe=None, data_options: dict | None = None, trust: bool = False) -> dict:
+             recipe=None, data_options: dict | None = None, trust: bool = False,
+             corruptions=None, severities=(1, 2, 3, 4, 5), reference="mlp_lecture",
+             reference_run_dir: str | None = None) -> dict:
     """Metrics of a model on one split of a data source.
+
+    Images of another size or channel count than the model's (a model trained on RGB photos, a grey
+    folder) are converted to its input contract with a one-line note (see `data_options`'
+    ``image_size``/``color_mode`` to choose, which must then agree with the model).
 
     Args:
         model: a compiled `keras.Model`, a `.keras` path, a run directory or a classifier's export:
@@ -399,24 +526,75 @@ def evaluate(model, data, split: str = "test", *, batch_size: int = 64, seed: in
         data: a data source or `Splits` (see `train`).
         split: ``"train"``, ``"validation"`` or ``"test"``.
         trust: run a SavedModel that lacks valid keras_zoo metadata.
+        corruptions: None (the clean metrics), or ``"all"``, a family (``"noise"``, ``"blur"``,
+            ``"weather"``, ``"digital"``) or a list of names from
+            `keras_zoo.data.corruptions.COMMON_CORRUPTIONS`: then the result is a corruption report
+            (`keras_zoo.robustness.build_report`: accuracy per corruption and severity, their mean,
+            the corruption errors and mCE relative to `reference`; `robustness.format_report`
+            prints it, `robustness.plot_corruptions` draws it).
+        severities: with `corruptions`, the severities (1-5) to measure.
+        reference: with `corruptions`, the model the corruption errors are relative to: a registry
+            name (trained on the same data's train split, once, in `reference_run_dir`), a run
+            directory or `.keras` file, or None.
     """
     if split not in ("train", "validation", "test"):
         raise ValueError(f"split must be 'train', 'validation' or 'test', got {split!r}")
-    portable = _portable_classifier(os.fspath(model)) if isinstance(model, (str, os.PathLike)) else None
-    if portable is not None:
-        model, recipe = portable, recipe or "classifier"
-    elif isinstance(model, (str, os.PathLike)) and is_export(os.fspath(model)):
-        model, recipe = _export_classifier(os.fspath(model), trust), recipe or "classifier"
-    elif isinstance(model, (str, os.PathLike)):
-        model = load_model(os.fspath(model))
-    spec, recipe = _resolve(model, recipe) if recipe is None else (None, get_recipe(recipe))
-    if not isinstance(data, Splits):
-        data = load_splits(data, targets=recipe.targets, batch_size=batch_size, seed=seed,
-                           **_data_options(recipe, data_options))
-    _check_class_count(model, data.info, recipe)
-    if not model.compiled:
-        recipe.compile(model)
-    if portable is not None:
-        model.jit_compile = False  # the file runs in its own runtime, outside XLA
+    if corruptions is not None:
+        return _corruption_report(model, data, corruptions, severities, reference=reference, split=split,
+                                  batch_size=batch_size, seed=seed, recipe=recipe, data_options=data_options,
+                                  trust=trust, reference_run_dir=reference_run_dir)
+    model, data, recipe = prepare_evaluation(model, data, batch_size=batch_size, seed=seed, recipe=recipe,
+                                             data_options=data_options, trust=trust)
     return {k: float(v) for k, v in
             model.evaluate(getattr(data, split), return_dict=True, verbose=0).items()}
+
+
+def _reference_model(reference, data, info, seed: int, data_options: dict | None, run_dir: str | None):
+    """(model, description) of the reference: a run or `.keras` file as it is, or a registry name
+    trained once on the data's train split (reused from `run_dir` when that run is complete)."""
+    if isinstance(reference, (str, os.PathLike)) and os.path.exists(os.fspath(reference)):
+        return load_model(os.fspath(reference)), os.fspath(reference)
+    if not isinstance(reference, str):
+        return reference, getattr(reference, "name", "reference")
+    factory.get_spec(reference)  # unknown names fail here, naming close matches
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", os.path.basename(os.path.normpath(str(info.name)))).strip("-")
+    run_dir = run_dir or os.path.join("runs", f"reference-{reference}-{slug or 'data'}-seed{seed}")
+    summary_path = os.path.join(run_dir, "metrics.json")
+    if os.path.exists(summary_path) and os.path.exists(os.path.join(run_dir, "model.keras")):
+        with open(summary_path, encoding="utf-8") as f:
+            summary = json.load(f)
+        if summary.get("model") == reference and summary.get("data") == info.name and \
+                summary.get("input_shape") == list(info.input_shape):
+            log.warning("corruptions: reference %s reused from %s", reference, run_dir)
+            return load_model(run_dir), run_dir
+    log.warning("corruptions: training the reference %s on %s (train split) in %s", reference, info.name, run_dir)
+    options = dict(data_options or {})
+    if len(info.input_shape) == 3:
+        options.update(image_size=tuple(info.input_shape[:2]),
+                       color_mode="grayscale" if info.input_shape[-1] == 1 else "rgb")
+    result = train(reference, data, run_dir=run_dir, seed=seed, verbose=0, data_options=options)
+    return result.model, run_dir
+
+
+def _corruption_report(model, data, corruptions, severities, *, reference, split, batch_size, seed, recipe,
+                       data_options, trust, reference_run_dir) -> dict:
+    """`evaluate` under common corruptions (see `keras_zoo.robustness`)."""
+    from keras_zoo import robustness
+    from keras_zoo.data.corruptions import check_corruptions
+
+    names, severities = check_corruptions(corruptions, severities)
+    model, splits, _ = prepare_evaluation(model, data, batch_size=batch_size, seed=seed, recipe=recipe,
+                                          data_options=data_options, trust=trust)
+    if splits.info.targets != "label" or len(splits.info.input_shape) != 3:
+        raise ValueError(f"corruptions are measured on labelled images; {splits.info.name!r} gives "
+                         f"{splits.info.targets} targets of inputs {tuple(splits.info.input_shape)}")
+    dataset = getattr(splits, split)
+    clean, table = robustness.accuracies(model, dataset, names, severities, seed)
+    measured = None
+    if reference is not None:
+        ref_model, where = _reference_model(reference, data, splits.info, seed, data_options, reference_run_dir)
+        ref_model = robustness.adapted(ref_model, tuple(splits.info.input_shape))
+        ref_model, _, _ = prepare_evaluation(ref_model, splits, batch_size=batch_size, seed=seed)
+        ref_clean, ref_table = robustness.accuracies(ref_model, dataset, names, severities, seed)
+        measured = {"model": ref_model.name, "source": where, "clean_accuracy": ref_clean, "accuracy": ref_table}
+    return robustness.build_report(model.name, splits.info, split, names, severities, seed, clean, table, measured)

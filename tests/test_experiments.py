@@ -41,7 +41,7 @@ def test_result_table_markdown_and_lookup():
 
 
 def test_unknown_experiment_and_size():
-    assert experiments.list_experiments() == ["clustering", "forecasting", "geometric_view",
+    assert experiments.list_experiments() == ["clustering", "domain_shift", "forecasting", "geometric_view",
                                               "random_labels", "regularization", "representations"]
     with pytest.raises(KeyError, match="did you mean 'random_labels'"):
         experiments.get_experiment("random_label")

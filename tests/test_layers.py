@@ -20,6 +20,7 @@ LAYERS = {
     "keras_zoo._io": 1, "keras_zoo._validate": 1, "keras_zoo._lazy": 1, "keras_zoo._version": 1,
     "keras_zoo.data": 1, "keras_zoo.registry": 1, "keras_zoo.distribute": 1,
     "keras_zoo.models": 2, "keras_zoo.recipes": 2, "keras_zoo.export": 2, "keras_zoo.evaluation": 2,
+    "keras_zoo.robustness": 2,
     "keras_zoo.weights": 3, "keras_zoo.imagenet": 3, "keras_zoo.presets": 3, "keras_zoo.factory": 3,
     "keras_zoo.training": 4, "keras_zoo.transfer": 4, "keras_zoo.tuning": 4,
     "keras_zoo.experiments": 4, "keras_zoo.pretrain": 4,

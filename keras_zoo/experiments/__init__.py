@@ -7,6 +7,7 @@ data, returns a `ResultTable` and, given `plot_dir`, writes its figures as PNG f
 - `representations`: self-supervised encoders compared by linear probe, alignment and uniformity.
 - `clustering`: IIC against k-means (raw pixels, random-weight features): accuracy and NMI.
 - `forecasting`: a recurrent forecaster against copying the last step, on digit rows and waves.
+- `domain_shift`: classifiers under common corruptions (mCE), and DANN against source-only training.
 
 Every experiment takes ``size="small"|"default"`` and a ``seed``. `run_experiment(name)` is what
 ``keras-zoo experiment NAME`` calls.
@@ -33,6 +34,7 @@ EXPERIMENTS = {
     "representations": "keras_zoo.experiments.probes",
     "clustering": "keras_zoo.experiments.paradigms",
     "forecasting": "keras_zoo.experiments.paradigms",
+    "domain_shift": "keras_zoo.experiments.shift",
 }
 
 # Helpers the notebooks use beside the experiments themselves.

@@ -13,7 +13,7 @@ from keras_zoo._lazy import import_submodules
 from keras_zoo.recipes.recipe import (OPTIMIZERS, PRECISIONS, SCHEDULES, TARGETS, Recipe,  # noqa: F401
                                       register_recipe, registered_recipes)
 
-import_submodules(__name__, __path__, skip=("recipe", "objectives", "callbacks"))
+import_submodules(__name__, __path__, skip=("recipe", "objectives", "callbacks", "schedules"))
 
 
 def get_recipe(name) -> Recipe:

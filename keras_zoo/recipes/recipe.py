@@ -13,7 +13,7 @@ import math
 from keras_zoo import _validate, distribute
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULES = ("constant", "cosine", "step")
+SCHEDULES = ("constant", "cosine", "step", "annealing")
 TARGETS = ("label", "mask", "image", "none")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
@@ -136,6 +136,11 @@ class Recipe:
         steps_per_epoch = max(1, int(steps_per_epoch))
         if self.schedule == "constant":
             return self.learning_rate
+        if self.schedule == "annealing":
+            # Ganin et al.'s mu_0 / (1 + 10p)^0.75 over the whole run (domain-adversarial training).
+            from keras_zoo.recipes.schedules import AnnealingDecay
+
+            return AnnealingDecay(self.learning_rate, self.epochs * steps_per_epoch)
         warmup = self.warmup_epochs * steps_per_epoch
         if self.schedule == "step":
             # Boundaries in optimizer steps: with 164 epochs, epoch 83 (after 50 %) trains at a tenth of
