@@ -99,6 +99,7 @@ FAMILY_PAGES = {
     "vae": "generative.md", "gan": "generative.md",
     "simclr": "self-supervised.md", "rotation": "self-supervised.md",
     "iic": "self-supervised.md", "forecaster": "self-supervised.md",
+    "dann": "domain-adaptation.md",
 }
 
 
