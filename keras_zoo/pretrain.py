@@ -112,8 +112,63 @@ def mnist_t10k_folder() -> str:
     return target
 
 
+# The CIFAR-10 training set as JPEG class folders: 4,500 photos per class train (10 % of them validate),
+# the last 500 of each class are held out (test/). The archive and its make_folders.py live in
+# ../shared/data/cifar10-train beside a development checkout; the data does not ship with the package.
+CIFAR10_TRAIN = "cifar10-train"
+CIFAR10_ARCHIVE = ("cifar10-train.tar.gz", "16c3c14a64a22296531b657b11f533b0")
+CIFAR10_LICENCE = "CIFAR-10 (Krizhevsky, 2009), training set; JPEG copy of a public mirror (quality 75)"
+
+
+def cifar10_train_source() -> str:
+    """The folder holding the CIFAR-10 training archive: ``$KERAS_ZOO_CIFAR10_TRAIN``, or the
+    development checkout's ``../shared/data/cifar10-train``."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.environ.get("KERAS_ZOO_CIFAR10_TRAIN") or os.path.join(os.path.dirname(repo), "shared", "data",
+                                                                     "cifar10-train")
+
+
+def cifar10_train_folder() -> str:
+    """``train/<class>/`` (4,500 photos each) and ``test/<class>/`` (the last 500 of each class) of the
+    CIFAR-10 training set: the source itself when it already holds those folders, else written once
+    into ``$KERAS_ZOO_HOME/data`` by the archive's own make_folders.py (the archive's md5 checked) and
+    published whole."""
+    import hashlib
+    import subprocess
+
+    from keras_zoo import presets
+    from keras_zoo._io import replace_directory, staging_dir
+
+    source = cifar10_train_source()
+    if os.path.isdir(os.path.join(source, "train")) and os.path.isdir(os.path.join(source, "test")):
+        return source
+    target = os.path.join(presets.home(), "data", "cifar10-train-jpg")
+    if os.path.isdir(os.path.join(target, "test")):
+        return target
+    name, md5 = CIFAR10_ARCHIVE
+    archive = os.path.join(source, name)
+    if not os.path.exists(archive):
+        raise FileNotFoundError(f"the CIFAR-10 training photos ({name}) are not in {source}; set "
+                                "KERAS_ZOO_CIFAR10_TRAIN to the folder holding them (or to train/ and test/ folders)")
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(archive, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != md5:
+        raise ValueError(f"{archive} has md5 {digest.hexdigest()}, not the published {md5}")
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    staged = staging_dir(os.path.dirname(target), "cifar10-train-jpg")
+    subprocess.run([sys.executable, os.path.join(source, "make_folders.py"), staged], check=True,
+                   capture_output=True)
+    replace_directory(staged, target)
+    return target
+
+
 def data_source(name: str):
-    """What `load_splits` reads for a plan's data name (the MNIST test set's folders, or the name)."""
+    """What `load_splits` reads for a plan's data name (the MNIST test set's or the CIFAR-10 training
+    set's folders, or the name)."""
+    if name == CIFAR10_TRAIN:
+        return cifar10_train_folder()
     return mnist_t10k_folder() if name == MNIST_T10K else name
 
 
@@ -187,6 +242,19 @@ add_plan(Plan("unet", "shapes-2", "shapes:classes=2,count=1500,size=16",
               "16x16 RGB shapes with masks: circles and squares only (background, circle, square), "
               "10% val / 20% test", recipe_changes={"epochs": 30}, default=True, licence=SHAPES_LICENCE))
 
+# Colour photos: the CIFAR-10 training set (JPEG copy), 4,500 photos per class train (10 % of them
+# validate), the last 500 per class held out. `cifar10-0to4` never sees classes 5-9 (dog, frog, horse,
+# ship, truck), so fine-tuning it on them measures transfer to new classes of real photos.
+_CIFAR10 = ("CIFAR-10 training set (JPEG copy, 32x32 colour photos): the first 4,500 photos of each class "
+            "train (10% of them validate), the last 500 of each class are held out (test)")
+_CIFAR10_SCHEDULE = {"epochs": 15, "learning_rate": 5e-3}
+add_plan(Plan("cnn_color", "cifar10", CIFAR10_TRAIN, _CIFAR10, licence=CIFAR10_LICENCE, default=True,
+              recipe_changes=_CIFAR10_SCHEDULE))
+add_plan(Plan("cnn_color", "cifar10-0to4", CIFAR10_TRAIN,
+              _CIFAR10.replace("colour photos)", "colour photos) classes 0-4 only (airplane, automobile, "
+                               "bird, cat, deer)"),
+              classes=(0, 1, 2, 3, 4), licence=CIFAR10_LICENCE, recipe_changes=_CIFAR10_SCHEDULE))
+
 
 def _without_training_state(model, probe):
     """A copy of `model` without optimizer state: a third of the size, the same outputs on `probe`.
@@ -207,6 +275,21 @@ def _without_training_state(model, probe):
         log.info("keeping the optimizer state of %s: %s", model.name, err)
         return model
     return clone if same else model
+
+
+def _machine() -> dict:
+    """The CPU a checkpoint was trained on: model name, the flags that decide its speed, load average."""
+    from keras_zoo.recipes.precision import cpu_flags
+
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            model = next((line.partition(":")[2].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+    return {"cpu": model, "flags": [f for f in wanted if f in cpu_flags()], "cpus": os.cpu_count(),
+            "load": [round(x, 2) for x in os.getloadavg()]}
 
 
 def build(name: str, tag: str | None = None, *, store: str | None = None, verbose=2) -> dict:
@@ -269,6 +352,7 @@ def build(name: str, tag: str | None = None, *, store: str | None = None, verbos
         "overrides": plan.overrides,
         "epochs_run": summary["epochs_run"],
         "train_seconds": summary["train_seconds"],
+        "trained_on": _machine(),
         "num_classes": info.num_classes if spec.accepts_num_classes else None,
         "class_names": list(info.class_names or []),
         "input_contract": {

@@ -125,8 +125,9 @@ def get_entry(name: str, tag=True, store: str | None = None) -> dict:
 
 def closest_tag(name: str, input_shape, store: str | None = None) -> str:
     """The tag of `name`'s checkpoint whose input contract fits images of `input_shape` best: the
-    same height, width and channels first, then the least resizing (shrinking counts double, as it
-    throws detail away), then the same channel count, then the default tag."""
+    same channel count first (a colour checkpoint for colour data: features learnt on grayscale
+    digits see nothing of a photo's colour), then the least resizing (shrinking counts double, as it
+    throws detail away), then the default tag."""
     found = entries(name, store)
     if not found:
         get_entry(name, True, store)  # raises with the models that have weights
@@ -140,7 +141,7 @@ def closest_tag(name: str, input_shape, store: str | None = None) -> str:
         for h, w in zip(have[:2], want[:2]):
             ratio = h / w
             scale *= ratio if ratio >= 1 else (1 / ratio) ** 2
-        return (scale, have[2] != want[2], not entry.get("default"))
+        return (have[2] != want[2], scale, not entry.get("default"))
 
     return min(found, key=cost)["tag"]
 
@@ -157,6 +158,13 @@ def pretrained_cfg(entry: dict):
     import types
 
     return types.MappingProxyType(copy.deepcopy(entry))
+
+
+def _cpu_text(machine: dict) -> str:
+    flags = ", ".join(machine.get("flags") or []) or "no flags recorded"
+    load = machine.get("load")
+    return (f"{machine.get('cpu') or 'an unnamed CPU'} ({machine.get('cpus')} cores; {flags})"
+            + (f", load average {load[0]:g} at the end" if load else ""))
 
 
 def model_card(entry: dict) -> str:
@@ -192,7 +200,12 @@ def model_card(entry: dict) -> str:
         f"- Other image sizes must be resized to {shape}: `keras_zoo.finetune` does it inside the model "
         "and warns when it shrinks images by more than 2x, which loses detail.",
         f"- Trained for {entry['epochs_run']} epochs in {entry['train_seconds']:.0f} s with Keras "
-        f"{entry['keras_version']}, TensorFlow {entry['tensorflow_version']}.",
+        f"{entry['keras_version']}, TensorFlow {entry['tensorflow_version']}"
+        + (f", on {_cpu_text(entry['trained_on'])}." if entry.get("trained_on") else "."),
+        f"- Recipe: {entry['recipe']['name']}, {entry['recipe']['optimizer']} at {entry['recipe']['learning_rate']:g}, "
+        f"batch {entry['recipe']['batch_size']}, up to {entry['recipe']['epochs']} epochs"
+        + (f", augmentation {', '.join(entry['recipe']['augment'])}" if entry['recipe'].get('augment') else "")
+        + "." if entry.get("recipe") else "- Recipe: not recorded.",
         "",
         "## Provenance",
         f"- Reproduce: `{entry['command']}`.",
