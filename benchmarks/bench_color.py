@@ -69,10 +69,10 @@ def select(args) -> dict:
                      "train_accuracy_last": round(history["accuracy"][-1], 4),
                      "train_seconds": result.summary["train_seconds"], "machine": before})
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "machine"}), flush=True)
-    out = {"what": "cnn_color + photo_classifier candidates on the validation split (10 % of FOLDER/train)",
-           "folder": os.path.abspath(args.folder), "split": "validation", "candidates": rows,
-           "machine_after": machine()}
-    _write("color_select.json", out)
+        out = {"what": "cnn_color + photo_classifier candidates on the validation split (10 % of FOLDER/train)",
+               "folder": os.path.abspath(args.folder), "split": "validation", "candidates": rows,
+               "machine_after": machine()}
+        _write("color_select.json", out)  # after each candidate: a stopped run keeps what it measured
     return out
 
 
