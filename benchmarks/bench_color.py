@@ -1,7 +1,7 @@
 """Colour photos: how `cnn_color` and `photo_classifier` were chosen, and whether transfer pays.
 
     PYTHONPATH=. python benchmarks/bench_color.py select FOLDER [--candidates w:lr:epochs ...]
-    PYTHONPATH=. python benchmarks/bench_color.py finetune FOLDER [--draws 3] [--tag cifar10-0to4]
+    PYTHONPATH=. python benchmarks/bench_color.py finetune FOLDER [--draws 3] [--tag cifar10-0to4] [--parallel 3]
     PYTHONPATH=. python benchmarks/bench_color.py shapes [--seeds 0 1 2] [--data shapes]
 
 select     trains each candidate (width, learning rate, epochs) of `cnn_color` + `photo_classifier` on
@@ -106,18 +106,24 @@ def _cli(args, cwd) -> dict:
 
 
 def finetune(args) -> dict:
-    draws = []
+    from concurrent.futures import ThreadPoolExecutor
+
     model = args.model
-    for seed in range(args.draws):
+
+    def draw(seed):
         with tempfile.TemporaryDirectory() as tmp:
             data = few_shot_folder(args.folder, os.path.join(tmp, "photos"), seed)
             before = machine()
             scratch = _cli(["train", model, "--data", data, "--out", "scratch"], tmp)
             transfer = _cli(["finetune", f"{model}:{args.tag}", "--data", data, "--out", "transfer"], tmp)
-        draws.append({"seed": seed, "finetune": transfer, "train": scratch,
-                      "gain_points": round(100 * (transfer["accuracy"] - scratch["accuracy"]), 1),
-                      "machine": before})
-        print(json.dumps({k: v for k, v in draws[-1].items() if k != "machine"}), flush=True)
+        row = {"seed": seed, "finetune": transfer, "train": scratch,
+               "gain_points": round(100 * (transfer["accuracy"] - scratch["accuracy"]), 1), "machine": before}
+        print(json.dumps({k: v for k, v in row.items() if k != "machine"}), flush=True)
+        return row
+
+    # --parallel N runs N draws at once (their seconds are then not comparable with one another's).
+    with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
+        draws = list(pool.map(draw, range(args.draws)))
     gains = [d["gain_points"] for d in draws]
     out = {"what": f"{PER_CLASS} photos per class of classes {list(NEW_CLASSES)}; held-out: every test photo "
                    "of those classes",
@@ -159,6 +165,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="cnn_color")
     p.add_argument("--tag", default="cifar10-0to4")
     p.add_argument("--draws", type=int, default=3)
+    p.add_argument("--parallel", type=int, default=1, help="draws run at once (accuracy only then)")
     p = sub.add_parser("shapes")
     p.add_argument("--data", default="shapes")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
