@@ -887,13 +887,18 @@ def main(argv=None) -> int:
                         help="run P1 on this folder of train/<class>/ and test/<class>/ images instead of "
                              "mnist-t10k; the target is the hand-written script's final accuracy and the "
                              "result goes to perf_P1-data-<folder name>.json, outside the docs table")
+    parser.add_argument("--p1-color", metavar="FOLDER", default=None,
+                        help="only P1 on colour photos: cnn_color against handwritten_color.py on this "
+                             "train/test folder (see p1_color.py); perf_P1-color-<folder name>.json")
     args = parser.parse_args(argv)
     if args.list:
         for name in BENCHMARKS:
-            print(f"{name}\tthe performance suite (see `python benchmarks/run.py --help`)")
+            print(f"{name}	the performance suite (see `python benchmarks/run.py --help`)")
         for name, path in suites().items():
-            print(f"{name}\t{suite_summary(path)}")
+            print(f"{name}	{suite_summary(path)}")
         return 0
+    if args.p1_color:
+        return _p1_color_main(args, parser)
     names = [b.strip() for b in args.only.split(",") if b.strip()]
     if len(names) == 1 and names[0] in suites():
         return run_suite(names[0], suite_args)
@@ -933,6 +938,23 @@ def main(argv=None) -> int:
             print(json.dumps({k: v for k, v in result.items() if k not in ("runs", "raw")}, indent=1)[:3000])
     if not args.no_readme and update_readme(load_results()):
         print(f"the table in {README} updated from {RESULTS}/perf_*.json", file=sys.stderr)
+    return 0
+
+
+def _p1_color_main(args, parser) -> int:
+    from p1_color import p1_color
+
+    try:
+        check_p1_folder(args.p1_color)
+    except ValueError as e:
+        parser.error(str(e).replace("--p1-data", "--p1-color"))
+    rounds = args.rounds or (1 if args.quick else 3)
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(os.path.normpath(args.p1_color))).strip("._")
+    with tempfile.TemporaryDirectory(prefix="keras_zoo_bench_") as tmp:
+        before, started = machine(), time.perf_counter()
+        result = save(f"P1-color-{base or 'folder'}", {"machine": before, "rounds": rounds, **p1_color(
+            args.p1_color, rounds, tmp), "seconds": round(time.perf_counter() - started, 1)})
+    print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=1)[:3000])
     return 0
 
 

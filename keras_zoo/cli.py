@@ -183,6 +183,7 @@ def cmd_train(args) -> int:
         data_options=_data_options(args), verbose=1 if sys.stderr.isatty() else 2,
         strategy=args.distribute, **_train_domains(args), **_validate.assignments(args.set))
     summary = result.summary
+    print(f"precision {summary['precision']['policy']}: {summary['precision']['reason']}", file=sys.stderr)
     print(f"held-out (test split, {result.info.num_examples['test']} examples) after "
           f"{summary['epochs_run']} epochs in {summary['train_seconds']:.1f} s:")
     for key, value in result.metrics.items():

@@ -27,7 +27,7 @@ from keras_zoo.data import Splits, load_splits
 from keras_zoo.data.corruptions import make_corruption
 from keras_zoo.recipes import Recipe, get_recipe
 from keras_zoo.recipes.callbacks import NanGuard, default_callbacks
-from keras_zoo.recipes.precision import effective_precision
+from keras_zoo.recipes.precision import choose_precision
 from keras_zoo.registry import ModelSpec
 
 log = logging.getLogger("keras_zoo")
@@ -117,11 +117,11 @@ def model_arguments(spec, info, recipe: Recipe, model_overrides: dict) -> dict:
 
 def build_for_data(spec, info, recipe: Recipe, model_overrides: dict):
     """A fresh model of `spec` fitted to the data (see `model_arguments`; `info=None`: the
-    registered defaults) under the recipe's precision policy (float32 where the machine would only
-    emulate it, see `keras_zoo.recipes.precision`), which is restored afterwards."""
+    registered defaults) under the recipe's precision policy (`choose_precision`: "auto" by measurement
+    for the model's family, float32 where the machine would only emulate it), restored afterwards."""
     arguments = model_arguments(spec, info, recipe, model_overrides) if info is not None else model_overrides
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(effective_precision(recipe.precision))
+    keras.config.set_dtype_policy(choose_precision(recipe.precision, spec.family)[0])
     try:
         return registry.build_model(spec, **arguments)
     finally:
@@ -237,6 +237,12 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
             model.total_steps = run_recipe.epochs * steps_per_epoch
         run_recipe.compile(model, steps_per_epoch=steps_per_epoch)
     synchronized = distribute.synchronize_batch_norm(model) if spread.replicas > 1 else []
+    if isinstance(model_or_name, keras.Model):
+        precision = {"policy": model.dtype_policy.name, "reason": "the model was built by the caller"}
+    else:
+        policy, reason = choose_precision(run_recipe.precision, spec.family)
+        precision = {"policy": policy, "reason": reason}
+    log.info("precision %s for %s: %s", precision["policy"], name, precision["reason"])
 
     run_callbacks = default_callbacks(out_dir, recipe, resume=resume) + list(callbacks)
     started = time.perf_counter()
@@ -287,6 +293,7 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
         **({"target": {"data": target_splits.info.name, "num_examples": target_splits.info.num_examples,
                        "labelled": target_splits.info.targets == "label"}} if target_splits is not None else {}),
         "distribution": spread.to_dict(),
+        "precision": precision,
         "epochs_run": len(history.epoch),
         "train_seconds": round(seconds, 2),
         "test": metrics,

@@ -123,8 +123,9 @@ def get_entry(name: str, tag=True, store: str | None = None) -> dict:
 
 def closest_tag(name: str, input_shape, store: str | None = None) -> str:
     """The tag of `name`'s checkpoint whose input contract fits images of `input_shape` best: the
-    same height, width and channels first, then the least resizing (shrinking counts double, as it
-    throws detail away), then the same channel count, then the default tag."""
+    same channel count first (a colour checkpoint for colour data: features learnt on grayscale
+    digits see nothing of a photo's colour), then the least resizing (shrinking counts double, as it
+    throws detail away), then the default tag."""
     found = entries(name, store)
     if not found:
         get_entry(name, True, store)  # raises with the models that have weights
@@ -138,7 +139,7 @@ def closest_tag(name: str, input_shape, store: str | None = None) -> str:
         for h, w in zip(have[:2], want[:2]):
             ratio = h / w
             scale *= ratio if ratio >= 1 else (1 / ratio) ** 2
-        return (scale, have[2] != want[2], not entry.get("default"))
+        return (have[2] != want[2], scale, not entry.get("default"))
 
     return min(found, key=cost)["tag"]
 
@@ -209,7 +210,9 @@ def _training_lines(entry: dict) -> list:
     machine = entry.get("machine")
     if machine:
         flags = ", ".join(machine.get("flags") or []) or "no vector flags recorded"
-        lines.append(f"- Trained on {machine.get('cpu') or 'an unnamed CPU'}, {machine.get('cores')} cores ({flags}).")
+        load = machine.get("load")
+        lines.append(f"- Trained on {machine.get('cpu') or 'an unnamed CPU'}, {machine.get('cores')} cores ({flags})"
+                     + (f", 1-minute load average {load[0]:g} at the end." if load else "."))
     return lines
 
 

@@ -1,0 +1,179 @@
+"""Colour photos: how `cnn_color` and `photo_classifier` were chosen, and whether transfer pays.
+
+    PYTHONPATH=. python benchmarks/bench_color.py select FOLDER [--candidates w:lr:epochs ...]
+    PYTHONPATH=. python benchmarks/bench_color.py finetune FOLDER [--draws 3] [--tag cifar10-0to4] [--parallel 3]
+    PYTHONPATH=. python benchmarks/bench_color.py shapes [--seeds 0 1 2] [--data shapes]
+
+select     trains each candidate (width, learning rate, epochs) of `cnn_color` + `photo_classifier` on
+           FOLDER/train with `keras_zoo.train`; the validation split (10 % of FOLDER/train, seeded) is
+           the only thing read: per epoch validation accuracy and the training seconds. The held-out
+           FOLDER/test is never looked at here (its accuracy is not recorded).
+finetune   the photo transfer comparison: for each draw, 20 photos per class of classes 5-9 of
+           FOLDER/train (a seeded draw) go into DIR/train/, every FOLDER/test photo of those classes
+           into DIR/test/; then, as a user types them,
+           ``keras-zoo finetune cnn_color:cifar10-0to4 --data DIR`` against
+           ``keras-zoo train cnn_color --data DIR`` (their defaults), held-out accuracy of each.
+shapes     `cnn_color` against `cnn_small` on the built-in `shapes` (32x32 colour), each with its own
+           recipe, per seed (the seed makes the split and the initial weights): held-out accuracy.
+
+Writes benchmarks/results/color_select.json and color_finetune.json, with the machine's CPU flags and
+load average beside the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+
+from run import ENV, RESULTS, machine  # noqa: E402
+
+NEW_CLASSES = (5, 6, 7, 8, 9)  # CIFAR-10: dog, frog, horse, ship, truck (classes 0-4 pretrain)
+PER_CLASS = 20
+
+
+def _write(name: str, result: dict) -> str:
+    from keras_zoo._io import atomic_write_text
+
+    os.makedirs(RESULTS, exist_ok=True)
+    path = os.path.join(RESULTS, name)
+    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
+    return path
+
+
+def select(args) -> dict:
+    import keras_zoo
+
+    rows = []
+    for text in args.candidates:
+        width, lr, epochs = text.split(":")
+        before = machine()
+        with tempfile.TemporaryDirectory() as tmp:
+            result = keras_zoo.train("cnn_color", args.folder, epochs=int(epochs), learning_rate=float(lr),
+                                     width=int(width), run_dir=tmp, resume=False, verbose=0)
+        history = result.history
+        rows.append({"width": int(width), "learning_rate": float(lr), "epochs": int(epochs),
+                     "epochs_run": len(history["val_accuracy"]),
+                     "val_accuracy_by_epoch": [round(v, 4) for v in history["val_accuracy"]],
+                     "final_val_accuracy": round(history["val_accuracy"][-1], 4),
+                     "train_accuracy_last": round(history["accuracy"][-1], 4),
+                     "train_seconds": result.summary["train_seconds"], "machine": before})
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "machine"}), flush=True)
+        out = {"what": "cnn_color + photo_classifier candidates on the validation split (10 % of FOLDER/train)",
+               "folder": os.path.abspath(args.folder), "split": "validation", "candidates": rows,
+               "machine_after": machine()}
+        _write("color_select.json", out)  # after each candidate: a stopped run keeps what it measured
+    return out
+
+
+def few_shot_folder(folder: str, out: str, seed: int) -> str:
+    """DIR/train: 20 photos per new class drawn from FOLDER/train; DIR/test: all of FOLDER/test's."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    classes = sorted(d for d in os.listdir(os.path.join(folder, "train")))
+    for index in NEW_CLASSES:
+        name = classes[index]
+        files = sorted(os.listdir(os.path.join(folder, "train", name)))
+        for split, chosen in (("train", rng.choice(files, PER_CLASS, replace=False)),
+                              ("test", sorted(os.listdir(os.path.join(folder, "test", name))))):
+            os.makedirs(os.path.join(out, split, name), exist_ok=True)
+            for file in chosen:
+                shutil.copy(os.path.join(folder, split, name, file), os.path.join(out, split, name, file))
+    return out
+
+
+def _cli(args, cwd) -> dict:
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "keras_zoo.cli", *args], capture_output=True, text=True,
+                          env=ENV, cwd=cwd)
+    if done.returncode:
+        raise RuntimeError(f"keras-zoo {' '.join(args)} exited {done.returncode}:\n{done.stderr[-3000:]}")
+    out = args[args.index("--out") + 1]
+    with open(os.path.join(cwd, out, "metrics.json"), encoding="utf-8") as f:
+        metrics = json.load(f)
+    return {"accuracy": round(metrics["test"]["accuracy"], 4), "seconds": round(time.perf_counter() - started, 1)}
+
+
+def finetune(args) -> dict:
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = args.model
+
+    def draw(seed):
+        with tempfile.TemporaryDirectory() as tmp:
+            data = few_shot_folder(args.folder, os.path.join(tmp, "photos"), seed)
+            before = machine()
+            scratch = _cli(["train", model, "--data", data, "--out", "scratch"], tmp)
+            transfer = _cli(["finetune", f"{model}:{args.tag}", "--data", data, "--out", "transfer"], tmp)
+        row = {"seed": seed, "finetune": transfer, "train": scratch,
+               "gain_points": round(100 * (transfer["accuracy"] - scratch["accuracy"]), 1), "machine": before}
+        print(json.dumps({k: v for k, v in row.items() if k != "machine"}), flush=True)
+        return row
+
+    # --parallel N runs N draws at once (their seconds are then not comparable with one another's).
+    with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
+        draws = list(pool.map(draw, range(args.draws)))
+    gains = [d["gain_points"] for d in draws]
+    out = {"what": f"{PER_CLASS} photos per class of classes {list(NEW_CLASSES)}; held-out: every test photo "
+                   "of those classes",
+           "commands": [f"keras-zoo finetune {model}:{args.tag} --data DIR", f"keras-zoo train {model} --data DIR"],
+           "folder": os.path.abspath(args.folder), "draws": draws, "min_gain_points": min(gains),
+           "bar_points": 15, "met": min(gains) >= 15, "machine_after": machine()}
+    _write("color_finetune.json", out)
+    return out
+
+
+def shapes(args) -> dict:
+    import keras_zoo
+
+    rows = []
+    for seed in args.seeds:
+        row = {"seed": seed, "machine": machine()}
+        for name in ("cnn_small", "cnn_color"):
+            with tempfile.TemporaryDirectory() as tmp:
+                result = keras_zoo.train(name, args.data, seed=seed, run_dir=tmp, resume=False, verbose=0)
+            row[name] = {"accuracy": round(result.metrics["accuracy"], 4), "epochs_run": result.summary["epochs_run"],
+                         "train_seconds": result.summary["train_seconds"]}
+        rows.append(row)
+        print(json.dumps({k: v for k, v in row.items() if k != "machine"}), flush=True)
+    out = {"what": f"held-out (test split) accuracy on {args.data!r}, each model with its own recipe",
+           "seeds": rows, "cnn_color_never_lower": all(r["cnn_color"]["accuracy"] >= r["cnn_small"]["accuracy"]
+                                                       for r in rows), "machine_after": machine()}
+    _write("color_shapes.json", out)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("select")
+    p.add_argument("folder")
+    p.add_argument("--candidates", nargs="+", default=["32:5e-3:15"], help="width:learning_rate:epochs ...")
+    p = sub.add_parser("finetune")
+    p.add_argument("folder")
+    p.add_argument("--model", default="cnn_color")
+    p.add_argument("--tag", default="cifar10-0to4")
+    p.add_argument("--draws", type=int, default=3)
+    p.add_argument("--parallel", type=int, default=1, help="draws run at once (accuracy only then)")
+    p = sub.add_parser("shapes")
+    p.add_argument("--data", default="shapes")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = parser.parse_args(argv)
+    result = {"select": select, "finetune": finetune, "shapes": shapes}[args.command](args)
+    print(json.dumps({k: v for k, v in result.items() if k not in ("candidates", "draws", "seeds")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
