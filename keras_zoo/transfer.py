@@ -301,10 +301,6 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
         >>> result = keras_zoo.finetune("cnn_small", "my_images/", fine_tune_epochs=10, export=True)
         >>> result.metrics["accuracy"], result.export_path
     """
-    from keras_zoo.data import Splits, load_splits
-    from keras_zoo.recipes import Recipe
-    from keras_zoo.training import train
-
     # First: a multi-worker strategy must exist before TensorFlow starts its runtime.
     strategy = distribute.resolve_strategy(strategy)
     unfreeze = _check_unfreeze(unfreeze)
@@ -312,6 +308,46 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
     batch_size = _validate.positive_int("batch_size", batch_size)
     fine_tune_epochs = _validate.positive_int("fine_tune_epochs", fine_tune_epochs, minimum=0)
     fine_tune_learning_rate = fine_tune_learning_rate or learning_rate
+
+    task, targets, splits, num_classes = _finetune_data(
+        name_or_model, data, num_classes, trust=trust, batch_size=batch_size, seed=seed, augment=augment,
+        data_options=data_options)
+    info = splits.info
+    with distribute.scope(strategy):
+        base, label, contract = _load_base(name_or_model, pretrained, info.input_shape)
+        adapters, notes = _fit_data_to_base(label, contract, info)
+        model, backbone = _finetune_model(base, label, task, adapters, contract, info, num_classes,
+                                          head_dropout, seed)
+
+    run_dir = run_dir or os.path.join("runs", f"{label.replace(':', '-')}-finetune")
+    chief = distribute.is_chief(strategy)
+    if chief:
+        os.makedirs(run_dir, exist_ok=True)
+    common = dict(targets=targets, optimizer="adam", batch_size=batch_size, monitor="val_loss",
+                  monitor_mode="min", early_stopping_patience=early_stopping_patience)
+    phases, histories = [], []
+    result = _head_phase(model, splits, common, learning_rate, epochs, seed, run_dir, verbose, strategy,
+                         phases, histories)
+    if fine_tune_epochs:
+        result = _unfrozen_phase(model, backbone, splits, common, unfreeze, fine_tune_learning_rate,
+                                 fine_tune_epochs, seed, run_dir, verbose, strategy, phases, histories)
+
+    class_names = [str(c) for c in info.class_names]
+    export_path = None
+    if chief:
+        export_path = _write_finetune_run(model, run_dir, task, label, info, class_names, contract, notes,
+                                          phases, result, seed, export)
+    return FinetuneResult(model=model, metrics=result.metrics, phases=phases, history=histories,
+                          class_names=class_names, adaptations=notes, base=label, run_dir=run_dir,
+                          info=info, export_path=export_path)
+
+
+def _finetune_data(name_or_model, data, num_classes, *, trust, batch_size, seed, augment, data_options):
+    """Check the base can take new classes; load (or check) the data for it.
+
+    Returns ``(task, targets, splits, num_classes)``.
+    """
+    from keras_zoo.data import Splits, load_splits
 
     task = _base_task(name_or_model, trust)
     label = getattr(name_or_model, "name", name_or_model)
@@ -330,69 +366,83 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
     elif num_classes != info.num_classes:
         raise ValueError(f"num_classes={num_classes} but the data {info.name!r} has {info.num_classes} "
                          f"classes {list(info.class_names)}")
-    with distribute.scope(strategy):
-        base, label, contract = _load_base(name_or_model, pretrained, info.input_shape)
-        shrink = weights.shrink_factor(contract["shape"], info.input_shape)
-        if shrink > 2:
-            log.warning("finetune: %s was trained on %s images; the data's %s images are shrunk %.1fx inside "
-                        "the model and lose detail (tags of %s: %s)", label,
-                        "x".join(map(str, contract["shape"][:2])), "x".join(map(str, info.input_shape[:2])),
-                        shrink, label.split(":")[0], ", ".join(_tags_with_sizes(label.split(":")[0])))
-        adapters, notes = _adapters(info.input_shape, info.value_range, contract, label)
-        for note in notes:
-            log.warning("finetune: %s", note)
+    return task, targets, splits, num_classes
 
-        # === Model: adapters -> frozen backbone (inference mode) -> new head ===
-        keras.utils.set_random_seed(seed)
-        backbone = _backbone(base, label, task)
-        backbone.trainable = False
-        inputs = keras.Input(shape=tuple(info.input_shape), name="inputs")
-        features = backbone(_apply(adapters, inputs), training=False)
-        if task == "segmentation":
-            resized = tuple(info.input_shape[:2]) != tuple(contract["shape"][:2])
-            outputs = _segmentation_head(features, num_classes, head_dropout,
-                                         tuple(info.input_shape[:2]) if resized else None)
-        else:
-            outputs = zoo_layers.classification_head(features, num_classes, dropout=head_dropout)
-        model = keras.Model(inputs, outputs, name=f"{label.split(':')[0]}_finetuned")
 
-    run_dir = run_dir or os.path.join("runs", f"{label.replace(':', '-')}-finetune")
-    chief = distribute.is_chief(strategy)
-    if chief:
-        os.makedirs(run_dir, exist_ok=True)
-    common = dict(targets=targets, optimizer="adam", batch_size=batch_size, monitor="val_loss",
-                  monitor_mode="min", early_stopping_patience=early_stopping_patience)
-    phases, histories = [], []
+def _fit_data_to_base(label, contract, info):
+    """Warn where the base shrinks the data's images; return the input adapters and their notes."""
+    shrink = weights.shrink_factor(contract["shape"], info.input_shape)
+    if shrink > 2:
+        log.warning("finetune: %s was trained on %s images; the data's %s images are shrunk %.1fx inside "
+                    "the model and lose detail (tags of %s: %s)", label,
+                    "x".join(map(str, contract["shape"][:2])), "x".join(map(str, info.input_shape[:2])),
+                    shrink, label.split(":")[0], ", ".join(_tags_with_sizes(label.split(":")[0])))
+    adapters, notes = _adapters(info.input_shape, info.value_range, contract, label)
+    for note in notes:
+        log.warning("finetune: %s", note)
+    return adapters, notes
+
+
+def _finetune_model(base, label, task, adapters, contract, info, num_classes, head_dropout, seed):
+    """Adapters -> frozen backbone (inference mode) -> new head; returns ``(model, backbone)``."""
+    keras.utils.set_random_seed(seed)
+    backbone = _backbone(base, label, task)
+    backbone.trainable = False
+    inputs = keras.Input(shape=tuple(info.input_shape), name="inputs")
+    features = backbone(_apply(adapters, inputs), training=False)
+    if task == "segmentation":
+        resized = tuple(info.input_shape[:2]) != tuple(contract["shape"][:2])
+        outputs = _segmentation_head(features, num_classes, head_dropout,
+                                     tuple(info.input_shape[:2]) if resized else None)
+    else:
+        outputs = zoo_layers.classification_head(features, num_classes, dropout=head_dropout)
+    return keras.Model(inputs, outputs, name=f"{label.split(':')[0]}_finetuned"), backbone
+
+
+def _epochs_run(result) -> int:
+    return len(next(iter(result.history.values()), []))
+
+
+def _head_phase(model, splits, common, learning_rate, epochs, seed, run_dir, verbose, strategy,
+                phases, histories):
+    """Phase 1: train the new head with the backbone frozen; record it in `phases`/`histories`."""
+    from keras_zoo.recipes import Recipe
+    from keras_zoo.training import train
 
     head = Recipe(name="finetune-head", description="new head, backbone frozen", learning_rate=learning_rate,
                   schedule="cosine", epochs=epochs, **common)
     result = train(model, splits, recipe=head, seed=seed, run_dir=os.path.join(run_dir, "phase1-head"),
                    resume=False, verbose=verbose, strategy=strategy)
-    phases.append({"name": "head", "epochs_run": len(next(iter(result.history.values()), [])),
+    phases.append({"name": "head", "epochs_run": _epochs_run(result),
                    "learning_rate": learning_rate, "trainable_weights": len(model.trainable_weights),
                    "test": result.metrics})
     histories.append(result.history)
+    return result
 
-    if fine_tune_epochs:
-        unfrozen = _unfreeze(backbone, unfreeze)
-        log.info("finetune: phase 2 unfreezes %d backbone layers: %s", len(unfrozen), unfrozen)
-        tune = Recipe(name="finetune-all", description="backbone unfrozen, lower learning rate",
-                      learning_rate=fine_tune_learning_rate, schedule="constant", epochs=fine_tune_epochs,
-                      **common)
-        result = train(model, splits, recipe=tune, seed=seed + 1,
-                       run_dir=os.path.join(run_dir, "phase2-unfrozen"), resume=False, verbose=verbose,
-                       strategy=strategy)
-        phases.append({"name": "unfrozen", "unfrozen_layers": unfrozen,
-                       "epochs_run": len(next(iter(result.history.values()), [])),
-                       "learning_rate": fine_tune_learning_rate,
-                       "trainable_weights": len(model.trainable_weights), "test": result.metrics})
-        histories.append(result.history)
 
-    class_names = [str(c) for c in info.class_names]
-    if not chief:
-        return FinetuneResult(model=model, metrics=result.metrics, phases=phases, history=histories,
-                              class_names=class_names, adaptations=notes, base=label, run_dir=run_dir,
-                              info=info, export_path=None)
+def _unfrozen_phase(model, backbone, splits, common, unfreeze, learning_rate, epochs, seed, run_dir, verbose,
+                    strategy, phases, histories):
+    """Phase 2: unfreeze (part of) the backbone and train on; record it in `phases`/`histories`."""
+    from keras_zoo.recipes import Recipe
+    from keras_zoo.training import train
+
+    unfrozen = _unfreeze(backbone, unfreeze)
+    log.info("finetune: phase 2 unfreezes %d backbone layers: %s", len(unfrozen), unfrozen)
+    tune = Recipe(name="finetune-all", description="backbone unfrozen, lower learning rate",
+                  learning_rate=learning_rate, schedule="constant", epochs=epochs, **common)
+    result = train(model, splits, recipe=tune, seed=seed + 1,
+                   run_dir=os.path.join(run_dir, "phase2-unfrozen"), resume=False, verbose=verbose,
+                   strategy=strategy)
+    phases.append({"name": "unfrozen", "unfrozen_layers": unfrozen, "epochs_run": _epochs_run(result),
+                   "learning_rate": learning_rate,
+                   "trainable_weights": len(model.trainable_weights), "test": result.metrics})
+    histories.append(result.history)
+    return result
+
+
+def _write_finetune_run(model, run_dir, task, label, info, class_names, contract, notes, phases, result,
+                        seed, export):
+    """Save the model and ``metrics.json`` into `run_dir` (and the SavedModel if `export`); return its path."""
     with atomic_path(os.path.join(run_dir, "model.keras"), suffix=".keras") as tmp:
         model.save(tmp)
     out_task = "segmentation" if task == "segmentation" else "classification"
@@ -414,14 +464,9 @@ def finetune(name_or_model, data, num_classes: int | None = None, *, pretrained=
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     atomic_write_text(os.path.join(run_dir, "metrics.json"), json.dumps(summary, indent=2, default=str) + "\n")
+    if not export:
+        return None
+    from keras_zoo.export import export_model
 
-    export_path = None
-    if export:
-        from keras_zoo.export import export_model
-
-        # The serving contract of every export: uint8 images at the model's (here the data's) size.
-        export_path = export_model(model, os.path.join(run_dir, "export"), task=out_task,
-                                   class_names=class_names)
-    return FinetuneResult(model=model, metrics=result.metrics, phases=phases, history=histories,
-                          class_names=class_names, adaptations=notes, base=label, run_dir=run_dir,
-                          info=info, export_path=export_path)
+    # The serving contract of every export: uint8 images at the model's (here the data's) size.
+    return export_model(model, os.path.join(run_dir, "export"), task=out_task, class_names=class_names)
