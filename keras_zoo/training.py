@@ -219,37 +219,74 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
     os.makedirs(out_dir, exist_ok=True)
 
     keras.utils.set_random_seed(seed)
-    splits = _load_data(data, run_recipe, seed, data_options)
+    splits, target_splits = _run_data(data, target, run_recipe, seed, data_options, strategy)
     info = splits.info
+    with distribute.scope(strategy):
+        model = _build_and_compile(model_or_name, spec, recipe, run_recipe, info, model_overrides, strategy,
+                                   target)
+    synchronized = distribute.synchronize_batch_norm(model) if spread.replicas > 1 else []
+    precision = _precision(model_or_name, model, spec, run_recipe, name)
+
+    run_callbacks = default_callbacks(out_dir, recipe, resume=resume) + list(callbacks)
+    started = time.perf_counter()
+    history = _fit(model, splits, recipe, run_callbacks, verbose, spread, run_dir, synchronized)
+    seconds = time.perf_counter() - started
+    _check_diverged(run_callbacks, out_dir, name, recipe)
+
+    metrics = _held_out_metrics(model, splits, target_splits)
+    hist = {k: [float(x) for x in v] for k, v in history.history.items()}
+    summary = _run_summary(name, spec, info, recipe, model_overrides, seed, target_splits, spread, precision,
+                           history, seconds, metrics)
+    if not chief:
+        distribute.remove_work_dir(run_dir, out_dir)
+        return TrainResult(model, hist, metrics, run_dir, info, None, summary)
+    export_path = _write_run(model, run_dir, summary, hist, name, info, spec, export)
+    return TrainResult(model, hist, metrics, run_dir, info, export_path, summary)
+
+
+def _run_data(data, target, run_recipe: Recipe, seed: int, data_options: dict | None, strategy):
+    """The source's splits (paired with the target's training images where `target` is given) and
+    the target's splits (``None`` without one), sharded for `strategy`."""
+    splits = _load_data(data, run_recipe, seed, data_options)
     target_splits = None
     if target is not None:
-        target_splits = _load_target(target, info, run_recipe, seed, data_options)
+        target_splits = _load_target(target, splits.info, run_recipe, seed, data_options)
         splits = dataclasses.replace(splits, train=_paired(splits.train, target_splits.train))
-    splits = distribute.shard_splits(splits, strategy)
-    with distribute.scope(strategy):
-        model = _build(model_or_name, spec, run_recipe, info, model_overrides)
-        _check_strategy(model, strategy)
-        _check_class_count(model, info, recipe)
-        steps_per_epoch = run_recipe.steps_per_epoch(info.num_examples["train"])
-        if target is not None:
-            _check_takes_target(model)
-            # The paper's schedule of the reversal weight runs over the whole run.
-            model.total_steps = run_recipe.epochs * steps_per_epoch
-        run_recipe.compile(model, steps_per_epoch=steps_per_epoch)
-    synchronized = distribute.synchronize_batch_norm(model) if spread.replicas > 1 else []
+    return distribute.shard_splits(splits, strategy), target_splits
+
+
+def _build_and_compile(model_or_name, spec, recipe: Recipe, run_recipe: Recipe, info, model_overrides: dict,
+                       strategy, target):
+    """Build the model for the data, check it fits the run, and compile it (inside the strategy's scope)."""
+    model = _build(model_or_name, spec, run_recipe, info, model_overrides)
+    _check_strategy(model, strategy)
+    _check_class_count(model, info, recipe)
+    steps_per_epoch = run_recipe.steps_per_epoch(info.num_examples["train"])
+    if target is not None:
+        _check_takes_target(model)
+        # The paper's schedule of the reversal weight runs over the whole run.
+        model.total_steps = run_recipe.epochs * steps_per_epoch
+    run_recipe.compile(model, steps_per_epoch=steps_per_epoch)
+    return model
+
+
+def _precision(model_or_name, model, spec, run_recipe: Recipe, name: str) -> dict:
+    """The compute precision the run uses and why (logged)."""
     if isinstance(model_or_name, keras.Model):
         precision = {"policy": model.dtype_policy.name, "reason": "the model was built by the caller"}
     else:
         policy, reason = choose_precision(run_recipe.precision, spec.family)
         precision = {"policy": policy, "reason": reason}
     log.info("precision %s for %s: %s", precision["policy"], name, precision["reason"])
+    return precision
 
-    run_callbacks = default_callbacks(out_dir, recipe, resume=resume) + list(callbacks)
-    started = time.perf_counter()
+
+def _fit(model, splits: Splits, recipe: Recipe, run_callbacks, verbose, spread, run_dir: str, synchronized):
+    """`model.fit` on the training split; a lost worker of a cluster becomes a clear error."""
     try:
-        history = model.fit(splits.train, validation_data=splits.validation, epochs=recipe.epochs,
-                            callbacks=run_callbacks, verbose=verbose,
-                            shuffle=False)  # the pipeline shuffles (seeded) itself
+        return model.fit(splits.train, validation_data=splits.validation, epochs=recipe.epochs,
+                         callbacks=run_callbacks, verbose=verbose,
+                         shuffle=False)  # the pipeline shuffles (seeded) itself
     except tf.errors.UnavailableError as err:
         if spread.workers < 2:
             raise
@@ -259,7 +296,10 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
             f"(the chief's in {os.path.join(run_dir, 'backup')})") from err
     finally:
         distribute.restore_batch_norm(synchronized)
-    seconds = time.perf_counter() - started
+
+
+def _check_diverged(run_callbacks, out_dir: str, name: str, recipe: Recipe) -> None:
+    """Raise if the `NanGuard` stopped the run on a non-finite loss."""
     guard = next(c for c in run_callbacks if isinstance(c, NanGuard))
     if guard.diverged_at is not None:
         epoch, batch, loss = guard.diverged_at
@@ -269,6 +309,9 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
             f"training of {name!r} stopped: the loss became {loss} at epoch {epoch + 1}, batch {batch}; "
             f"{kept}. Lower the learning rate (recipe learning_rate={recipe.learning_rate}) or add clipnorm.")
 
+
+def _held_out_metrics(model, splits: Splits, target_splits: Splits | None) -> dict:
+    """Metrics on the test split, and on the target's test and validation splits where it is labelled."""
     metrics = {k: float(v) for k, v in
                model.evaluate(splits.test, return_dict=True, verbose=0).items()}
     if target_splits is not None and target_splits.info.targets == "label":
@@ -279,8 +322,13 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
         # choose hyperparameters without touching the target's test split.
         measured = model.evaluate(target_splits.validation, return_dict=True, verbose=0)
         metrics.update({f"target_val_{k}": float(v) for k, v in measured.items()})
-    hist = {k: [float(x) for x in v] for k, v in history.history.items()}
-    summary = {
+    return metrics
+
+
+def _run_summary(name, spec, info, recipe: Recipe, model_overrides: dict, seed: int, target_splits,
+                 spread, precision: dict, history, seconds: float, metrics: dict) -> dict:
+    """What ``metrics.json`` records of a run."""
+    return {
         "model": name,
         "task": spec.task if spec else None,  # read by `keras-zoo export RUN_DIR`
         "data": info.name,
@@ -301,23 +349,22 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
         "tensorflow_version": tf.__version__,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    if not chief:
-        distribute.remove_work_dir(run_dir, out_dir)
-        return TrainResult(model, hist, metrics, run_dir, info, None, summary)
+
+
+def _write_run(model, run_dir: str, summary: dict, hist: dict, name: str, info, spec, export: bool):
+    """Write the model, ``metrics.json``, the curves (and the SavedModel if `export`); return its path."""
     with atomic_path(os.path.join(run_dir, "model.keras"), suffix=".keras") as tmp:
         model.save(tmp)
     atomic_write_text(os.path.join(run_dir, "metrics.json"), json.dumps(summary, indent=2, default=str) + "\n")
     if hist:
         plot_history(hist, os.path.join(run_dir, "curves.png"), title=f"{name} on {info.name}")
+    if not export:
+        return None
+    from keras_zoo.export import export_model
 
-    export_path = None
-    if export:
-        from keras_zoo.export import export_model
-
-        task_args = {"task": spec.task, "signatures": spec.signatures} if spec is not None else {}
-        export_path = export_model(model, os.path.join(run_dir, "export"), class_names=info.class_names,
-                                   value_range=info.value_range, **task_args)
-    return TrainResult(model, hist, metrics, run_dir, info, export_path, summary)
+    task_args = {"task": spec.task, "signatures": spec.signatures} if spec is not None else {}
+    return export_model(model, os.path.join(run_dir, "export"), class_names=info.class_names,
+                        value_range=info.value_range, **task_args)
 
 
 def _load_target(target, info, recipe: Recipe, seed: int, data_options: dict | None) -> Splits:
