@@ -124,9 +124,31 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
             file: it agrees with the model's class on too few held-out images).
         formats.ConversionError: the model cannot be converted to `format` (the reason is named).
     """
-    import keras
-    import tensorflow as tf
+    format, version, task, extra, input_shape, serving = _check_request(
+        model, format, quantize, data, version, task, signatures, min_agreement, serving)
+    model_dir, version = _version_dir(model, directory, name, format, quantize, version)
+    endpoints = _endpoints(model, task, serving, extra, input_shape, class_names, format)
+    archive = _archive(model, endpoints)
 
+    staged = staging_dir(model_dir, f".{version}.staging.")
+    try:
+        metadata = _metadata(model, task, format, input_shape, endpoints, value_range, class_names)
+        if format == "saved_model":
+            _write_saved_model(staged, archive, endpoints, atol, input_shape, class_names, metadata)
+        else:
+            _write_portable(staged, model_dir, version, model, archive, endpoints, format, quantize, data,
+                            input_shape, task, min_agreement, class_names, metadata)
+        return replace_directory(staged, os.path.join(model_dir, str(version)))
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+
+
+def _check_request(model, format, quantize, data, version, task, signatures, min_agreement, serving):
+    """Check an export's arguments before anything is written.
+
+    Returns ``(format, version, task, extra_signatures, input_shape, serving)``.
+    """
     from keras_zoo.export import contract, formats
     from keras_zoo.export.signatures import SIGNATURES, TASK_DEFAULT
 
@@ -146,77 +168,102 @@ def export_model(model, directory: str, version: int | None = None, *, name: str
     unknown = [s for s in extra if s not in SIGNATURES]
     if unknown:
         raise ValueError(f"unknown signature(s) {unknown}; accepted: {sorted(SIGNATURES)}")
+    return format, version, task, extra, input_shape, serving
+
+
+def _version_dir(model, directory, name, format, quantize, version):
+    """Create the model directory and pick the version; returns ``(model_dir, version)``."""
     if format != "saved_model":
         name = name or "-".join([model.name, format, *([quantize] if quantize else [])])
     name = name or model.name
     model_dir = os.path.join(os.fspath(directory), name)
     os.makedirs(model_dir, exist_ok=True)
     repair_publications(model_dir)  # a version a killed export left half published counts as taken
-    version = version or _next_version(model_dir)
+    return model_dir, version or _next_version(model_dir)
+
+
+def _endpoints(model, task, serving, extra, input_shape, class_names, format) -> dict:
+    """The signatures to export: all of them for a SavedModel, ``serving_default`` alone otherwise."""
+    from keras_zoo.export import contract
 
     endpoints = contract.endpoints_for(model, task, serving, extra, input_shape)
     names = contract.default_class_names(model, class_names) if task in ("classification",
                                                                         "segmentation") else []
     if format == "saved_model":
-        endpoints = contract.with_class_names(endpoints, task, names)
-    else:
-        endpoints = {"serving_default": endpoints["serving_default"]}
+        return contract.with_class_names(endpoints, task, names)
+    return {"serving_default": endpoints["serving_default"]}
+
+
+def _archive(model, endpoints: dict):
+    import keras
 
     archive = keras.export.ExportArchive()
     archive.track(model)
     for sig_name, (fn, input_signature) in endpoints.items():
         archive.add_endpoint(name=sig_name, fn=fn, input_signature=input_signature)
+    return archive
 
-    staged = staging_dir(model_dir, f".{version}.staging.")
+
+def _metadata(model, task, format, input_shape, endpoints, value_range, class_names) -> dict:
+    """The ``keras_zoo.json`` fields every format records."""
+    import keras
+    import tensorflow as tf
+
+    from keras_zoo.export import contract
+
+    serving_spec = endpoints["serving_default"][1][0]
+    return {
+        "model": model.name,
+        "task": task,
+        "format": format,
+        "input_shape": [int(d) for d in input_shape],  # the model's (H, W, C) or (features,)
+        "signatures": sorted(endpoints),
+        "inputs": contract.contract_of(endpoints),
+        # What serving_default expects: raw 0-255 pixels for a uint8 signature.
+        "value_range": ([0, 255] if serving_spec.dtype == tf.uint8
+                        else [float(v) for v in value_range]),
+        "class_names": list(class_names or []),
+        "keras_version": keras.__version__,
+        "tensorflow_version": tf.__version__,
+    }
+
+
+def _write_saved_model(staged, archive, endpoints, atol, input_shape, class_names, metadata) -> None:
+    """Write and check the SavedModel, its class names and its metadata into `staged`."""
+    archive.write_out(staged, verbose=False)
+    _verify(staged, endpoints, atol, input_shape)
+    if class_names:
+        atomic_write_text(os.path.join(staged, CLASS_NAMES_FILE),
+                          "\n".join(map(str, class_names)) + "\n")
+    metadata["files"] = trust_model.record_files(staged)  # checked by load_export (see trust.py)
+    atomic_write_text(os.path.join(staged, METADATA_FILE), json.dumps(metadata, indent=2) + "\n")
+
+
+def _write_portable(staged, model_dir, version, model, archive, endpoints, format, quantize, data, input_shape,
+                    task, min_agreement, class_names, metadata) -> None:
+    """Convert, check (and quantise) the ONNX / LiteRT file and write its sidecars into `staged`."""
+    from keras_zoo.export import formats
+
+    fn, specs = endpoints["serving_default"]
+    # Quantisation data first: a wrong folder fails before minutes of conversion.
+    samples = (formats.quantization_samples(data, specs, input_shape, task, quantize)
+               if quantize else None)
+    saved = staging_dir(model_dir, f".{version}.savedmodel.")
     try:
-        serving_spec = endpoints["serving_default"][1][0]
-        metadata = {
-            "model": model.name,
-            "task": task,
-            "format": format,
-            "input_shape": [int(d) for d in input_shape],  # the model's (H, W, C) or (features,)
-            "signatures": sorted(endpoints),
-            "inputs": contract.contract_of(endpoints),
-            # What serving_default expects: raw 0-255 pixels for a uint8 signature.
-            "value_range": ([0, 255] if serving_spec.dtype == tf.uint8
-                            else [float(v) for v in value_range]),
-            "class_names": list(class_names or []),
-            "keras_version": keras.__version__,
-            "tensorflow_version": tf.__version__,
-        }
-        if format == "saved_model":
-            archive.write_out(staged, verbose=False)
-            _verify(staged, endpoints, atol, input_shape)
-            if class_names:
-                atomic_write_text(os.path.join(staged, CLASS_NAMES_FILE),
-                                  "\n".join(map(str, class_names)) + "\n")
-            metadata["files"] = trust_model.record_files(staged)  # checked by load_export (see trust.py)
-            atomic_write_text(os.path.join(staged, METADATA_FILE), json.dumps(metadata, indent=2) + "\n")
-        else:
-            fn, specs = endpoints["serving_default"]
-            # Quantisation data first: a wrong folder fails before minutes of conversion.
-            samples = (formats.quantization_samples(data, specs, input_shape, task, quantize)
-                       if quantize else None)
-            saved = staging_dir(model_dir, f".{version}.savedmodel.")
-            try:
-                if format == "litert":
-                    archive.write_out(saved, verbose=False)
-                path = formats.convert(format, fn, specs, staged, saved, model.name)
-                # The float file is checked to the float tolerance (for a quantised export these
-                # two fields describe the float twin it was quantised from).
-                metadata["max_relative_difference"], metadata["outputs"] = formats.verify(
-                    path, fn, _probe_inputs(specs, input_shape), model.name)
-                metadata["tolerance"] = formats.REL_TOLERANCE
-                if quantize:
-                    metadata.update(formats.quantize_and_check(format, quantize, path, saved, fn, specs,
-                                                               samples, model.name, min_agreement))
-            finally:
-                shutil.rmtree(saved, ignore_errors=True)
-            formats.write_sidecars(staged, metadata, class_names)
-        return replace_directory(staged, os.path.join(model_dir, str(version)))
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
+        if format == "litert":
+            archive.write_out(saved, verbose=False)
+        path = formats.convert(format, fn, specs, staged, saved, model.name)
+        # The float file is checked to the float tolerance (for a quantised export these
+        # two fields describe the float twin it was quantised from).
+        metadata["max_relative_difference"], metadata["outputs"] = formats.verify(
+            path, fn, _probe_inputs(specs, input_shape), model.name)
+        metadata["tolerance"] = formats.REL_TOLERANCE
+        if quantize:
+            metadata.update(formats.quantize_and_check(format, quantize, path, saved, fn, specs,
+                                                       samples, model.name, min_agreement))
+    finally:
+        shutil.rmtree(saved, ignore_errors=True)
+    formats.write_sidecars(staged, metadata, class_names)
 
 
 def _verify(path: str, endpoints: dict, atol: float, input_shape=()) -> None:
