@@ -27,6 +27,28 @@ def _export_cases():
         yield spec.name, (lambda spec=spec: registry.build_model(spec, input_shape=spec.small_input_shape()))
     mlp = registry.builtin_spec("mlp_lecture")
     yield "mlp_lecture (2 features)", lambda: registry.build_model(mlp, input_shape=(2,), num_classes=2)
+    yield "finetune_adapters (resize, channels)", _adapter_model
+
+
+def _adapter_model():
+    """The layers `keras_zoo.finetune` puts in front of a checkpoint whose input contract differs from
+    the data (bilinear resizing, antialiased when shrinking; grey <-> RGB) and behind a segmenter
+    (resizing back), on a small classifier: their ops belong to the zoo's own exports too."""
+    import keras
+
+    inputs = keras.Input((12, 12, 1))
+    x = keras.layers.Concatenate(axis=-1)([inputs, inputs, inputs])                 # grey -> RGB
+    x = keras.layers.Resizing(6, 6, interpolation="bilinear", antialias=True)(x)     # shrink
+    x = keras.layers.Conv2D(1, 1, use_bias=False, trainable=False)(x)                # RGB -> grey
+    x = keras.layers.Resizing(8, 8, interpolation="bilinear", antialias=False)(x)    # enlarge
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, padding="same")(x))
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x), name="finetune_adapters")
+
+
+def registry_names() -> set:
+    from keras_zoo import registry
+
+    return {spec.name for spec in registry.builtin_specs()}
 
 
 def ops_of_export(path: str) -> tuple[set, set]:
@@ -55,7 +77,8 @@ def generate(names=None, log=print) -> dict:
                 continue
             keras.utils.set_random_seed(0)
             model = build()
-            path = export_model(model, os.path.join(tmp, "exports"), name=f"case{len(sources)}")
+            path = export_model(model, os.path.join(tmp, "exports"), name=f"case{len(sources)}",
+                                task=None if model.name in registry_names() else "classification")
             found, found_saver = ops_of_export(path)
             for op in sorted(found - ops):
                 sources.setdefault(op, label)
