@@ -921,7 +921,7 @@ def main(argv=None) -> int:
     PAIR_SECONDS[0] = 0.1 if args.quick else 0.25
     PAIR_CALLS[0] = 9 if args.quick else 33
     functions = {"P1": p1, "P2": p2, "P3": p3, "P4": p4, "P5": p5,
-                 "Q": lambda a, t: __import__("quantize").suite(a, t)}
+                 "Q": _quantize_suite}
     os.makedirs(RESULTS, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="keras_zoo_bench_") as tmp:
         for name in chosen:
@@ -939,6 +939,12 @@ def main(argv=None) -> int:
     if not args.no_readme and update_readme(load_results()):
         print(f"the table in {README} updated from {RESULTS}/perf_*.json", file=sys.stderr)
     return 0
+
+
+def _quantize_suite(args, table):
+    import quantize
+
+    return quantize.suite(args, table)
 
 
 def _p1_color_main(args, parser) -> int:

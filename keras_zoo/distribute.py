@@ -119,6 +119,7 @@ def set_worker_timeout(seconds: float) -> float:
 
 
 def worker_timeout() -> float:
+    """Seconds a worker waits for the other tasks of ``TF_CONFIG`` (at start-up and when a peer is lost): `set_worker_timeout`'s value, else ``$KERAS_ZOO_WORKER_TIMEOUT``, else `DEFAULT_WORKER_TIMEOUT`."""
     if _worker_timeout[0] is None:
         env = os.environ.get("KERAS_ZOO_WORKER_TIMEOUT")
         return set_worker_timeout(env) if env else DEFAULT_WORKER_TIMEOUT

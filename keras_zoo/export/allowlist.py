@@ -94,6 +94,7 @@ def generate(names=None, log=print) -> dict:
 
 
 def main(argv=None) -> int:
+    """Regenerate ``allowed_ops.json`` (no arguments), or print the table of the named models only (never written)."""
     from keras_zoo._io import atomic_write_text
 
     args = sys.argv[1:] if argv is None else argv

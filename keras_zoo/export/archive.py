@@ -54,6 +54,7 @@ def check_archive_members(path: str, members) -> None:
 
 
 def walk_config(config):
+    """Every dictionary inside a ``.keras`` archive's ``config.json`` tree, depth first (layers, their nested configs)."""
     if isinstance(config, dict):
         yield config
         for value in config.values():

@@ -135,6 +135,7 @@ def litert_ops(path: str) -> list[dict]:
 
 
 def file_ops(path: str) -> list[dict]:
+    """The operators of an ``.onnx`` or ``.tflite`` file (see `onnx_ops` and `litert_ops`)."""
     return onnx_ops(path) if path.endswith(".onnx") else litert_ops(path)
 
 

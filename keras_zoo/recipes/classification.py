@@ -24,7 +24,7 @@ FAST_CLASSIFIER = register_recipe(Recipe(
     # epochs 1, 2, 3 / final (early-stopped) weights, seed 0:
     # 5e-3: .966 .985 .985 / .990 (val_loss .033); 3e-3: .975 .979 .986 / .986 (.038);
     # 2e-3: .954 .971 .981 / .985 (.047)
-    # (`python benchmarks/select_fast_classifier.py DIR/train`; 800 digits: one is 0.125 points).
+    # (`python benchmarks/run.py --only select_fast_classifier -- DIR/train`; 800 digits: one is 0.125 points).
     # Validation confirms the rate first picked with test accuracies (no longer used for choosing).
     # A one-epoch warm-up cost an epoch to 98% (batch-norm makes full-rate first steps safe);
     # batch 64 trained slower per image on CPU and no better per epoch; batch 256 lost an epoch.

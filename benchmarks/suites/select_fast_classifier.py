@@ -6,7 +6,7 @@ carves it): validation accuracy after epochs 1, 2 and 3, and of the final (early
 val_loss) weights. The folder's held-out test photos are never read. Writes
 benchmarks/results/select_fast_classifier.json.
 
-    python benchmarks/select_fast_classifier.py /work/data/mnist-8k2k/train [--rates 2e-3 3e-3 5e-3]
+    python benchmarks/run.py --only select_fast_classifier -- /work/data/mnist-8k2k/train [--rates 2e-3 3e-3 5e-3]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import json
 import os
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # benchmarks/ (this suite is in suites/)
 RESULT = os.path.join(HERE, "results", "select_fast_classifier.json")
 
 

@@ -12,8 +12,8 @@ images; source-only sets ``adaptation=False``. The recipe's optimizer was chosen
 *validation* split (carved from its train folder, never trained on; see recipes/domain.py); the target's
 test split (its digits and its photos never seen in training) only reports.
 
-    python benchmarks/bench_domain_shift.py [--source DIR] [--photos DIR] [--target DIR] [--seeds 0 1 2]
-    python benchmarks/bench_domain_shift.py --combine part0.json part1.json ...   # seeds run apart
+    python benchmarks/run.py --only domain_shift -- [--source DIR] [--photos DIR] [--target DIR] [--seeds 0 1 2]
+    python benchmarks/run.py --only domain_shift -- --combine part0.json part1.json ...   # seeds run apart
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # benchmarks/ (this suite is in suites/)
 ROOT = os.path.dirname(HERE)
 RESULT = os.path.join(HERE, "results", "domain_shift_dann.json")
 BAR_POINTS = 15.0
@@ -128,7 +128,7 @@ def _write(rows, made, args) -> int:
         "split": "target test (digits 8000-9999 of MNIST t10k on photos of a disjoint half of the photo folder)",
         "rows": rows,
         "target": made,
-        "command": "python benchmarks/bench_domain_shift.py " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python benchmarks/run.py --only domain_shift --", *sys.argv[1:]]),
         "cpu_flags": _cpu_flags(),
         "loadavg_after": _loadavg(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

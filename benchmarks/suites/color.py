@@ -1,8 +1,8 @@
 """Colour photos: how `cnn_color` and `photo_classifier` were chosen, and whether transfer pays.
 
-    PYTHONPATH=. python benchmarks/bench_color.py select FOLDER [--candidates w:lr:epochs ...]
-    PYTHONPATH=. python benchmarks/bench_color.py finetune FOLDER [--draws 3] [--tag cifar10-0to4] [--parallel 3]
-    PYTHONPATH=. python benchmarks/bench_color.py shapes [--seeds 0 1 2] [--data shapes]
+    PYTHONPATH=. python benchmarks/run.py --only color -- select FOLDER [--candidates w:lr:epochs ...]
+    PYTHONPATH=. python benchmarks/run.py --only color -- finetune FOLDER [--draws 3] [--tag cifar10-0to4] [--parallel 3]
+    PYTHONPATH=. python benchmarks/run.py --only color -- shapes [--seeds 0 1 2] [--data shapes]
 
 select     trains each candidate (width, learning rate, epochs) of `cnn_color` + `photo_classifier` on
            FOLDER/train with `keras_zoo.train`; the validation split (10 % of FOLDER/train, seeded) is
@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # benchmarks/ (this suite is in suites/)
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
