@@ -889,7 +889,7 @@ def main(argv=None) -> int:
                              "result goes to perf_P1-data-<folder name>.json, outside the docs table")
     parser.add_argument("--p1-color", metavar="FOLDER", default=None,
                         help="only P1 on colour photos: cnn_color against handwritten_color.py on this "
-                             "train/test folder (see p1_color.py); perf_P1-color-<folder name>.json")
+                             "train/test folder (see p1_color in this file); perf_P1-color-<folder name>.json")
     args = parser.parse_args(argv)
     if args.list:
         for name in BENCHMARKS:
@@ -948,7 +948,6 @@ def _quantize_suite(args, table):
 
 
 def _p1_color_main(args, parser) -> int:
-    from p1_color import p1_color
 
     try:
         check_p1_folder(args.p1_color)
@@ -962,6 +961,73 @@ def _p1_color_main(args, parser) -> int:
             args.p1_color, rounds, tmp), "seconds": round(time.perf_counter() - started, 1)})
     print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=1)[:3000])
     return 0
+
+
+# --------------------------------------------------------------------------- P1 on colour photos
+import json
+import os
+import re
+import shutil
+import sys
+import time
+
+
+MODEL = "cnn_color"
+TIME_RATIO_MAX = 0.5
+POINTS_AHEAD_MIN = 4.0
+
+
+def p1_color(folder: str, rounds: int, tmp: str) -> dict:
+    done = []
+
+    def zoo():
+        probe, out = os.path.join(tmp, f"color-zoo{len(done)}.jsonl"), os.path.join(tmp, f"color-zoo-run{len(done)}")
+        shutil.rmtree(out, ignore_errors=True)
+        launched = time.time()
+        run([sys.executable, os.path.join(HERE, "probe.py"), probe, os.path.join(folder, "test"), "--",
+             "train", MODEL, "--data", folder, "--out", out], cwd=tmp)
+        total = time.time() - launched
+        with open(os.path.join(out, "metrics.json"), encoding="utf-8") as f:
+            metrics = json.load(f)
+        done.append(1)
+        return {**_read_probe(probe, launched, None), "total_seconds": round(total, 2),
+                "final_accuracy": metrics["test"]["accuracy"], "epochs_run": metrics["epochs_run"],
+                "precision": metrics.get("precision")}
+
+    def hand():
+        probe = os.path.join(tmp, f"color-hand{len(done)}.jsonl")
+        launched = time.time()
+        out = run([sys.executable, os.path.join(HERE, "handwritten_color.py"), folder, "--probe", probe,
+                   "--out", os.path.join(tmp, "hand_color.keras")], cwd=tmp)
+        total = time.time() - launched
+        with open(probe, encoding="utf-8") as f:
+            probe_seconds = [json.loads(line) for line in f if line.strip()][-1]["probe_seconds"]
+        done.append(1)
+        return {**_read_probe(probe, launched, None), "total_seconds": round(total, 2),
+                "process_seconds": round(total - probe_seconds, 2),
+                "final_accuracy": float(re.search(r"accuracy ([0-9.]+)", out.stdout).group(1))}
+
+    runs = interleave(rounds, {"handwritten": hand, MODEL: zoo})
+    ratios, ahead = [], []
+    for z, h in zip(runs[MODEL], runs["handwritten"]):
+        reached = first_reach(z, h["final_accuracy"])
+        z["reached_hand_final"] = reached
+        ratios.append(reached["seconds"] / h["process_seconds"] if reached else None)
+        ahead.append(round(100 * (z["final_accuracy"] - h["final_accuracy"]), 2))
+    s = {"time_to_hand_final_over_hand_process": summary(ratios), "points_ahead": summary(ahead),
+         "zoo_final_accuracy": summary([z["final_accuracy"] for z in runs[MODEL]]),
+         "hand_final_accuracy": summary([h["final_accuracy"] for h in runs["handwritten"]]),
+         "hand_process_seconds": summary([h["process_seconds"] for h in runs["handwritten"]]),
+         "zoo_total_seconds": summary([z["total_seconds"] for z in runs[MODEL]]),
+         "all_reached": None not in ratios}
+    return {
+        "command": f"keras-zoo train {MODEL} --data {folder}  vs  python benchmarks/handwritten_color.py {folder}",
+        "data": os.path.abspath(folder), "split": "held-out FOLDER/test (nothing chosen on it)",
+        "runs": runs, **s,
+        "bars": {"time_ratio_max": TIME_RATIO_MAX, "points_ahead_min": POINTS_AHEAD_MIN},
+        "met": bool(s["all_reached"] and s["time_to_hand_final_over_hand_process"]["median"] <= TIME_RATIO_MAX
+                    and s["points_ahead"]["median"] >= POINTS_AHEAD_MIN),
+    }
 
 
 if __name__ == "__main__":

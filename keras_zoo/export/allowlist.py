@@ -45,7 +45,7 @@ def _adapter_model():
     return keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x), name="finetune_adapters")
 
 
-def registry_names() -> set:
+def _registry_names() -> set:
     from keras_zoo import registry
 
     return {spec.name for spec in registry.builtin_specs()}
@@ -78,7 +78,7 @@ def generate(names=None, log=print) -> dict:
             keras.utils.set_random_seed(0)
             model = build()
             path = export_model(model, os.path.join(tmp, "exports"), name=f"case{len(sources)}",
-                                task=None if model.name in registry_names() else "classification")
+                                task=None if model.name in _registry_names() else "classification")
             found, found_saver = ops_of_export(path)
             for op in sorted(found - ops):
                 sources.setdefault(op, label)
