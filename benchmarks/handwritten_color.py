@@ -20,7 +20,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from handwritten import load_folder  # noqa: E402
+from folders import load_folder  # noqa: E402
 
 
 def main(argv=None) -> int:
