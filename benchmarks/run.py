@@ -964,17 +964,10 @@ def _p1_color_main(args, parser) -> int:
 
 
 # --------------------------------------------------------------------------- P1 on colour photos
-import json
-import os
-import re
-import shutil
-import sys
-import time
 
-
-MODEL = "cnn_color"
-TIME_RATIO_MAX = 0.5
-POINTS_AHEAD_MIN = 4.0
+COLOR_MODEL = "cnn_color"
+COLOR_TIME_RATIO_MAX = 0.5
+COLOR_POINTS_AHEAD_MIN = 4.0
 
 
 def p1_color(folder: str, rounds: int, tmp: str) -> dict:
@@ -985,7 +978,7 @@ def p1_color(folder: str, rounds: int, tmp: str) -> dict:
         shutil.rmtree(out, ignore_errors=True)
         launched = time.time()
         run([sys.executable, os.path.join(HERE, "probe.py"), probe, os.path.join(folder, "test"), "--",
-             "train", MODEL, "--data", folder, "--out", out], cwd=tmp)
+             "train", COLOR_MODEL, "--data", folder, "--out", out], cwd=tmp)
         total = time.time() - launched
         with open(os.path.join(out, "metrics.json"), encoding="utf-8") as f:
             metrics = json.load(f)
@@ -1007,26 +1000,26 @@ def p1_color(folder: str, rounds: int, tmp: str) -> dict:
                 "process_seconds": round(total - probe_seconds, 2),
                 "final_accuracy": float(re.search(r"accuracy ([0-9.]+)", out.stdout).group(1))}
 
-    runs = interleave(rounds, {"handwritten": hand, MODEL: zoo})
+    runs = interleave(rounds, {"handwritten": hand, COLOR_MODEL: zoo})
     ratios, ahead = [], []
-    for z, h in zip(runs[MODEL], runs["handwritten"]):
+    for z, h in zip(runs[COLOR_MODEL], runs["handwritten"]):
         reached = first_reach(z, h["final_accuracy"])
         z["reached_hand_final"] = reached
         ratios.append(reached["seconds"] / h["process_seconds"] if reached else None)
         ahead.append(round(100 * (z["final_accuracy"] - h["final_accuracy"]), 2))
     s = {"time_to_hand_final_over_hand_process": summary(ratios), "points_ahead": summary(ahead),
-         "zoo_final_accuracy": summary([z["final_accuracy"] for z in runs[MODEL]]),
+         "zoo_final_accuracy": summary([z["final_accuracy"] for z in runs[COLOR_MODEL]]),
          "hand_final_accuracy": summary([h["final_accuracy"] for h in runs["handwritten"]]),
          "hand_process_seconds": summary([h["process_seconds"] for h in runs["handwritten"]]),
-         "zoo_total_seconds": summary([z["total_seconds"] for z in runs[MODEL]]),
+         "zoo_total_seconds": summary([z["total_seconds"] for z in runs[COLOR_MODEL]]),
          "all_reached": None not in ratios}
     return {
-        "command": f"keras-zoo train {MODEL} --data {folder}  vs  python benchmarks/handwritten_color.py {folder}",
+        "command": f"keras-zoo train {COLOR_MODEL} --data {folder}  vs  python benchmarks/handwritten_color.py {folder}",
         "data": os.path.abspath(folder), "split": "held-out FOLDER/test (nothing chosen on it)",
         "runs": runs, **s,
-        "bars": {"time_ratio_max": TIME_RATIO_MAX, "points_ahead_min": POINTS_AHEAD_MIN},
-        "met": bool(s["all_reached"] and s["time_to_hand_final_over_hand_process"]["median"] <= TIME_RATIO_MAX
-                    and s["points_ahead"]["median"] >= POINTS_AHEAD_MIN),
+        "bars": {"time_ratio_max": COLOR_TIME_RATIO_MAX, "points_ahead_min": COLOR_POINTS_AHEAD_MIN},
+        "met": bool(s["all_reached"] and s["time_to_hand_final_over_hand_process"]["median"] <= COLOR_TIME_RATIO_MAX
+                    and s["points_ahead"]["median"] >= COLOR_POINTS_AHEAD_MIN),
     }
 
 
