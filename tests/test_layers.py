@@ -9,6 +9,8 @@ module's `_private` names. The README's architecture section shows the same tabl
 from __future__ import annotations
 
 import ast
+import collections
+import functools
 import pathlib
 
 import pytest
@@ -168,10 +170,17 @@ def test_no_module_touches_another_modules_private_names():
     assert not offences, "private names used across modules:\n" + "\n".join(offences)
 
 
-def imports_of_node(module, node):
+@functools.lru_cache(maxsize=None)
+def _imports_by_line(module):
+    """`imports(module)` grouped by line, parsed once per module (the check above asks per node)."""
+    by_line = collections.defaultdict(list)
     for target, names, line in imports(module):
-        if line == node.lineno:
-            yield target, names, line
+        by_line[line].append((target, names, line))
+    return by_line
+
+
+def imports_of_node(module, node):
+    yield from _imports_by_line(module).get(node.lineno, ())
 
 
 @pytest.mark.parametrize("graph, circle", [
