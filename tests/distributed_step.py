@@ -1,6 +1,6 @@
 """One training step of every registered model on one device and on two replicas (run as a script).
 
-Usage: ``distributed_step.py first|rest|MODEL...``. Run by tests/test_distribute.py in a subprocess of
+Usage: ``distributed_step.py first|rest-a|rest-b|MODEL...``. Run by tests/test_distribute.py in a subprocess of
 its own: the two logical CPU devices must be
 configured before TensorFlow starts, which the test process has long done. For each model it
 prints one JSON line: the loss of one step on a fixed global batch of 8 examples on one device, the
@@ -170,10 +170,16 @@ def train_under(strategy):
           flush=True)
 
 
+GROUPS = ("first", "rest-a", "rest-b")
+
+
 def group(which: str) -> list:
     """The registered models of one group. ``"first"``: for each recipe (each way of training:
     a compiled loss, or one of the custom training steps), the model with the smallest test input
-    (by name on a tie); ``"rest"``: all the others. Every model is in exactly one group."""
+    (by name on a tie); ``"rest-a"`` and ``"rest-b"``: all the others, alternately by name (two
+    test files, so that two pytest workers share them). Every model is in exactly one group."""
+    if which not in GROUPS:
+        raise ValueError(f"unknown group {which!r}; one of {GROUPS}")
     chosen = {}
     for name in sorted(keras_zoo.list_models()):
         spec = factory.get_spec(name)
@@ -181,12 +187,15 @@ def group(which: str) -> list:
         if spec.recipe not in chosen or size < chosen[spec.recipe][0]:
             chosen[spec.recipe] = (size, name)
     first = sorted(name for _, name in chosen.values())
-    return first if which == "first" else sorted(set(keras_zoo.list_models()) - set(first))
+    if which == "first":
+        return first
+    rest = sorted(set(keras_zoo.list_models()) - set(first))
+    return rest[0::2] if which == "rest-a" else rest[1::2]
 
 
 if __name__ == "__main__":
-    # ``first`` / ``rest``: a group (``rest`` also runs `train_under`); else model names.
-    if sys.argv[1:] in (["first"], ["rest"]):
-        main(group(sys.argv[1]), train_too=sys.argv[1] == "rest")
+    # A group (``rest-a`` also runs `train_under`), or model names.
+    if len(sys.argv) == 2 and sys.argv[1] in GROUPS:
+        main(group(sys.argv[1]), train_too=sys.argv[1] == "rest-a")
     else:
         main(sys.argv[1:], train_too=False)

@@ -49,6 +49,12 @@ def test_builds_at_default_shape_and_runs_forward(name):
     model = keras_zoo.create_model(name)
     assert model.name == name
     assert tuple(model.inputs[0].shape[1:]) == spec.input_shape
+    # catalog.json's count (what `keras-zoo list/info` print without TensorFlow) is the built model's.
+    if not spec.base:
+        catalogued = {e["name"]: e["parameters"] for e in factory.read_catalog()}
+        assert model.count_params() == catalogued.get(name), (
+            f"{name}: catalog.json says {catalogued.get(name)} parameters, the model has "
+            f"{model.count_params()}: run `python -m keras_zoo.docs`")
     x = np.random.default_rng(0).uniform(size=(2, *spec.input_shape)).astype("float32")
     out = outputs(model, x)
     assert all(np.all(np.isfinite(o)) for o in out)
