@@ -22,7 +22,14 @@ for _variable, _folder in SHARED_SOURCES.items():
 
 # Files whose tests take minutes go first: the worker processes (pytest-xdist, whole files per
 # worker) then finish together instead of one of them starting a long file at the end.
-_LONGEST_FIRST = ("test_distribute.py", "test_notebooks.py", "test_cli.py", "test_models.py", "test_tuning.py")
+_LONGEST_FIRST = ("test_docs_examples.py", "test_docs_model_pages.py", "test_distribute_steps_a.py",
+                  "test_distribute_steps_b.py", "test_notebooks.py", "test_distribute_cluster.py",
+                  "test_models.py", "test_cli.py", "test_experiments.py", "test_quantize.py",
+                  "test_distribute.py", "test_tuning.py")
+# A docs page with slow examples has a fast test (its blocks less the slow ones) and a slow test
+# (all its blocks that run): where both are selected, the fast one would only repeat them.
+_PAGE_TESTS = {"test_page_examples_run": "test_page_slow_examples_run",
+               "test_model_page_examples_run": "test_model_page_slow_examples_run"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -30,4 +37,14 @@ def pytest_collection_modifyitems(config, items):
         name = item.path.name
         return _LONGEST_FIRST.index(name) if name in _LONGEST_FIRST else len(_LONGEST_FIRST)
 
+    def page_test(item):
+        callspec = getattr(item, "callspec", None)
+        return (item.originalname, callspec.params.get("page")) if callspec else None
+
+    selected = {page_test(item) for item in items}
+    repeated = [item for item in items if item.originalname in _PAGE_TESTS
+                and (_PAGE_TESTS[item.originalname], page_test(item)[1]) in selected]
+    if repeated:
+        config.hook.pytest_deselected(items=repeated)
+        items[:] = [item for item in items if item not in repeated]
     items.sort(key=rank)  # stable: the order within a file, and of the other files, is kept

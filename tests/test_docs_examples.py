@@ -1,8 +1,9 @@
 """Every ```python and ```bash block of README.md and docs/**/*.md runs (see tests/docblocks.py).
 
 One test per page runs its blocks that are neither skipped nor slow; a page with slow blocks also
-gets a slow test that runs its blocks from the top through the last slow one (a slow block may use
-what the blocks above it made), so the slow set holds every block that runs.
+gets a slow test that runs all its blocks that are not skipped, top to bottom (a slow block may use
+what the blocks above it made). Where both are selected (the whole suite) only the slow one runs:
+tests/conftest.py deselects the fast test of such a page, whose blocks the slow one runs too.
 """
 
 from __future__ import annotations
@@ -48,9 +49,9 @@ def run_fast(page, tmp_path):
 
 
 def run_slow(page, tmp_path):
-    blocks = [b for b in _blocks(page) if b.lang in docblocks.RUN and not b.skip]
-    last = max(i for i, b in enumerate(blocks) if b.slow)
-    _run(blocks[:last + 1], tmp_path)
+    """Every block of the page that is not skipped, slow or not (tests/conftest.py leaves out the
+    page's fast test where this one runs)."""
+    _run([b for b in _blocks(page) if b.lang in docblocks.RUN and not b.skip], tmp_path)
 
 
 def _run(blocks, tmp_path):
