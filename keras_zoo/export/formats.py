@@ -290,10 +290,10 @@ QUANTIZED_TASKS = ("classification", "segmentation")  # tasks with class ids to 
 _METHODS = {
     ("litert", "dynamic"): "TFLite post-training dynamic range (int8 weights, float activations)",
     ("litert", "float16"): "TFLite post-training float16 (float16 weights)",
-    ("litert", "int8"): "TFLite post-training full integer (int8 weights and activations, "
-                        "representative data set)",
-    ("onnx", "int8"): "ONNX Runtime quantize_static, QDQ (int8 weights, uint8 activations, MinMax "
-                      "calibration)",
+    ("litert", "int8"): "TFLite post-training full integer (int8 weights, per-channel or per-tensor "
+                        "scales, and int8 activations; representative data set)",
+    ("onnx", "int8"): "ONNX Runtime quantize_static, QDQ (uint8 weights and activations, per-tensor, "
+                      "MinMax calibration)",
 }
 
 
@@ -369,12 +369,13 @@ def quantization_samples(data, specs, input_shape, task: str, quantize: str, *, 
 
 
 def quantize_file(format: str, quantize: str, float_path: str, saved_model_dir: str | None,
-                  calibration, input_name: str, out_path: str, name: str) -> str:
+                  calibration, input_name: str, out_path: str, name: str, per_channel: bool = True) -> str:
     """Write the quantised twin of `float_path` to `out_path` (LiteRT converts again from the
-    SavedModel, as TFLite's post-training quantisation does; ONNX quantises the float file)."""
+    SavedModel, as TFLite's post-training quantisation does; ONNX quantises the float file).
+    `per_channel=False`: LiteRT ``int8`` with one weight scale per tensor."""
     try:
         if format == "litert":
-            _quantize_litert(quantize, saved_model_dir, calibration, input_name, out_path)
+            _quantize_litert(quantize, saved_model_dir, calibration, input_name, out_path, per_channel)
         else:
             _quantize_onnx(float_path, calibration, input_name, out_path)
     except Exception as err:  # the converters raise many kinds; the reason is what matters
@@ -382,7 +383,7 @@ def quantize_file(format: str, quantize: str, float_path: str, saved_model_dir: 
     return out_path
 
 
-def _quantize_litert(quantize, saved_model_dir, calibration, input_name, out_path):
+def _quantize_litert(quantize, saved_model_dir, calibration, input_name, out_path, per_channel=True):
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=["serving_default"])
@@ -399,8 +400,10 @@ def _quantize_litert(quantize, saved_model_dir, calibration, input_name, out_pat
         # Every operator in int8 (no float fallback): the uint8 pixels go in as they are (the
         # contract's input is already integer) and probabilities come out dequantised to float32.
         ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        # TFLite's only switch between one weight scale per output channel and one per tensor.
+        converter._experimental_disable_per_channel = not per_channel
     converter.target_spec.supported_ops = ops
-    data = converter.convert()
+    data = strip_litert_names(converter.convert())
     with open(out_path, "wb") as f:
         f.write(data)
 
@@ -416,22 +419,137 @@ def _quantize_onnx(float_path, calibration, input_name, out_path):
             start = next(self._batches, None)
             return None if start is None else {input_name: calibration[start:start + 16]}
 
+    # uint8 weights (U8U8), not onnxruntime's default int8 (U8S8): on an x86 CPU without VNNI
+    # (AVX2 only) onnxruntime's U8S8 kernels can saturate their int16 sums of uint8 x int8 products
+    # (the reason its documentation gives for `reduce_range`). Measured on an AVX2 CPU without VNNI
+    # (`benchmarks/run.py --only quantize_options`, cnn_color:cifar10, 5,000 held-out photos): top-1
+    # agreement with the Keras model 94.3 % with int8 weights, 95.7 % with 7-bit ones
+    # (reduce_range), 97.3 % with uint8 (97.8 % with another draw of the 300 calibration images);
+    # per-channel int8 scales made it worse (92.7 %), 1,000 calibration images did not help. A CPU
+    # with VNNI was not measured.
     quantize_static(float_path, out_path, Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=False)
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QUInt8, per_channel=False)
+    strip_onnx_names(out_path)
+
+
+# Names in a quantised file. TensorFlow's tensor names ("cnn_fast_1/stage0_conv_1/convolution/
+# ReadVariableOp:0"), and the quantiser's names built on them ("..._QuantizeLinear_Output", one
+# per quantised tensor), run the graph no differently than short ones, but in a small model they are
+# a large share of the file: 19 kB of the 52 kB ONNX int8 file of `cnn_fast`, 1.9 kB of its 40 kB
+# LiteRT int8 file (measured). Quantised files are for serving, so they go without them: the
+# inputs' and outputs' names (the serving contract) stay; the float file keeps every name for
+# inspection.
+
+
+def strip_litert_names(data: bytes) -> bytes:
+    """The LiteRT flatbuffer `data` without its tensor and subgraph names and description (the
+    signature's input and output names, which the interpreter's signature runner reads, stay).
+
+    Repacked with TFLite's own schema object API, every buffer's data 16-byte aligned as the
+    converter writes it (the schema's ``force_align: 16``). Returned unchanged when the model keeps
+    its weights outside the flatbuffer (buffer offsets, models over 2 GB).
+    """
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    if any(buffer.offset for buffer in model.buffers or []):
+        return data
+    model.description = None
+    for subgraph in model.subgraphs or []:
+        subgraph.name = None
+        for tensor in subgraph.tensors or []:
+            tensor.name = None
+    model.buffers = [_AlignedBuffer(buffer, schema) for buffer in model.buffers or []]
+    builder = flatbuffers.Builder(len(data))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+class _AlignedBuffer:
+    """A LiteRT ``Buffer`` packed with its data 16-byte aligned (the generated ``BufferT.Pack``
+    aligns bytes to 1, so int32 biases could land unaligned)."""
+
+    def __init__(self, buffer, schema):
+        self._buffer, self._schema = buffer, schema
+
+    def Pack(self, builder):  # noqa: N802  (flatbuffers' object API name)
+        schema, buffer = self._schema, self._buffer
+        data = None
+        if buffer.data is not None:
+            raw = np.asarray(buffer.data, dtype=np.uint8).tobytes()
+            builder.StartVector(1, len(raw), 16)
+            builder.head -= len(raw)
+            builder.Bytes[builder.head:builder.head + len(raw)] = raw
+            data = builder.EndVector(len(raw))
+        schema.BufferStart(builder)
+        if data is not None:
+            schema.BufferAddData(builder, data)
+        schema.BufferAddOffset(builder, buffer.offset)
+        schema.BufferAddSize(builder, buffer.size)
+        return schema.BufferEnd(builder)
+
+
+def strip_onnx_names(path: str) -> None:
+    """Rewrite the ONNX file at `path` with short tensor names (hex ids), no node names, doc
+    strings or ``value_info`` (shapes onnxruntime infers again). The graph's inputs and outputs keep
+    their names. A graph with subgraphs (``If``, ``Loop``), whose names reach into the outer graph,
+    (or sparse initializers) is left as it is."""
+    import onnx
+
+    from keras_zoo._io import atomic_write_bytes
+
+    model = onnx.load(path)
+    graph = model.graph
+    if graph.sparse_initializer or any(attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+                                       for node in graph.node for attr in node.attribute):
+        return
+    keep = {value.name for value in list(graph.input) + list(graph.output)}
+    names: dict = {}
+
+    def short(name: str) -> str:
+        if not name or name in keep:
+            return name
+        return names.setdefault(name, format(len(names), "x"))
+
+    for tensor in graph.initializer:
+        tensor.name = short(tensor.name)
+    for node in graph.node:
+        node.name, node.doc_string = "", ""
+        node.input[:] = [short(name) for name in node.input]
+        node.output[:] = [short(name) for name in node.output]
+    del graph.value_info[:]
+    graph.doc_string = model.doc_string = ""
+    onnx.checker.check_model(model)
+    atomic_write_bytes(path, model.SerializeToString())
 
 
 def check_agreement(path: str, fn, check, input_name: str, name: str, label: str,
                     min_agreement: float = MIN_AGREEMENT) -> float:
     """Top-1 agreement of the file at `path` with the Keras function `fn` on `check` (per image; per
     pixel for segmenters); raise `ExportVerificationError` under `min_agreement`. Returns it."""
+    from keras_zoo.export.errors import ExportVerificationError
+
+    agreement = top1_agreement(path, fn, check, input_name, name, label)
+    if agreement < min_agreement:
+        raise ExportVerificationError(
+            f"{name} does not quantise to {label}: the quantised file picks the Keras model's class for "
+            f"{agreement:.2%} of {len(check)} images (at least {min_agreement:.0%} needed); export it in "
+            "float, or try another quantize mode")
+    return agreement
+
+
+def top1_agreement(path: str, fn, images, input_name: str, name: str, label: str) -> float:
+    """The fraction of `images` (of their pixels, for segmenters) on which the file at `path` picks
+    the class the Keras function `fn` picks; its outputs' names, dtypes and shapes are checked first."""
     import tensorflow as tf
 
     from keras_zoo.export.errors import ExportVerificationError
 
     runner = Runner(path, {})
     same = total = 0
-    for start in range(0, len(check), 256):
-        x = check[start:start + 256]
+    for start in range(0, len(images), 256):
+        x = images[start:start + 256]
         want = fn(tf.constant(x))
         got = runner(**{input_name: x})
         if set(got) != set(want):
@@ -443,13 +561,49 @@ def check_agreement(path: str, fn, check, input_name: str, name: str, label: str
                     f"expected {value.dtype.name} {tuple(value.shape)}")
         same += int(np.sum(np.asarray(got["class_ids"]) == np.asarray(want["class_ids"])))
         total += int(np.asarray(want["class_ids"]).size)
-    agreement = same / max(total, 1)
-    if agreement < min_agreement:
-        raise ExportVerificationError(
-            f"{name} does not quantise to {label}: the quantised file picks the Keras model's class for "
-            f"{agreement:.2%} of {len(check)} images (at least {min_agreement:.0%} needed); export it in "
-            "float, or try another quantize mode")
-    return agreement
+    return same / max(total, 1)
+
+
+def _choose_weight_scales(staged: str, per_tensor: str, saved_model_dir: str, fn, calibration, input_name: str,
+                          name: str) -> dict:
+    """LiteRT ``int8``: keep the per-channel file at `staged` (TFLite's default), or replace it by a
+    per-tensor conversion when that reproduces the Keras model's probabilities at least as closely
+    on the calibration images (train split). Returns the metadata fields that record the choice.
+
+    One scale per output channel serves layers whose channels differ in range (a convolution with
+    batch-norm folded into it); it costs 12 bytes per channel for the weights and again for their
+    int32 biases (float32 scale, int64 zero point), which in a small model is a visible share of the
+    file (3.2 kB of the 38 kB int8 file of `cnn_fast`). The per-tensor file is kept only where it is
+    as faithful, so the bytes are never bought with answers. Faithful is measured by the mean total
+    variation distance between the file's probabilities and the model's (top-1 agreement on a few
+    hundred training images, mostly 100 % for both, would tie).
+    """
+    quantize_file("litert", "int8", "", saved_model_dir, calibration, input_name, per_tensor, name,
+                  per_channel=False)
+    distance = {"per-channel": probability_distance(staged, fn, calibration, input_name),
+                "per-tensor": probability_distance(per_tensor, fn, calibration, input_name)}
+    chosen = "per-channel"
+    if distance["per-tensor"] <= distance["per-channel"] and os.path.getsize(per_tensor) < os.path.getsize(staged):
+        os.replace(per_tensor, staged)
+        chosen = "per-tensor"
+    return {"weight_scales": chosen,
+            "probability_distance_on_calibration": {k: round(v, 6) for k, v in distance.items()}}
+
+
+def probability_distance(path: str, fn, images, input_name: str) -> float:
+    """The mean total variation distance (half the L1 distance, 0 to 1) between the ``probabilities``
+    of the file at `path` and those of the Keras function `fn`, per image (per pixel for segmenters)."""
+    import tensorflow as tf
+
+    runner = Runner(path, {})
+    total, count = 0.0, 0
+    for start in range(0, len(images), 256):
+        x = images[start:start + 256]
+        want = np.asarray(fn(tf.constant(x))["probabilities"], np.float64)
+        got = np.asarray(runner(**{input_name: x})["probabilities"], np.float64)
+        total += float(np.sum(np.abs(got - want).sum(-1))) / 2
+        count += int(np.prod(want.shape[:-1]))
+    return total / max(count, 1)
 
 
 def quantize_and_check(format: str, quantize: str, float_path: str, saved_model_dir: str | None,
@@ -461,23 +615,30 @@ def quantize_and_check(format: str, quantize: str, float_path: str, saved_model_
     if not 0.0 <= min_agreement <= 1.0:
         raise ValueError(f"min_agreement must be in [0, 1], got {min_agreement}")
     float_size = os.path.getsize(float_path)
-    # Same extension (the runtime is chosen by it), another name until the check has passed.
+    # Same extension (the runtime is chosen by it), other names until the check has passed.
     staged = os.path.join(os.path.dirname(float_path), f"{quantize}-{os.path.basename(float_path)}")
+    per_tensor = os.path.join(os.path.dirname(float_path), f"{quantize}-per-tensor-{os.path.basename(float_path)}")
+    scales = {}
     try:
         quantize_file(format, quantize, float_path, saved_model_dir, samples["calibration"], input_name,
                       staged, name)
+        if (format, quantize) == ("litert", "int8"):
+            scales = _choose_weight_scales(staged, per_tensor, saved_model_dir, fn, samples["calibration"],
+                                           input_name, name)
         agreement = check_agreement(staged, fn, samples["check"], input_name, name, f"{format} {quantize}",
                                     min_agreement)
         os.replace(staged, float_path)
     finally:
-        if os.path.exists(staged):
-            os.remove(staged)
+        for path in (staged, per_tensor):
+            if os.path.exists(path):
+                os.remove(path)
     size = os.path.getsize(float_path)
     return {
         "quantization": {
             "mode": quantize,
             "method": _METHODS[(format, quantize)],
             "calibration": samples["calibration_source"],
+            **scales,
             "check": samples["check_source"],
             "top1_agreement": round(agreement, 6),
             "min_agreement": min_agreement,
