@@ -3,8 +3,10 @@ network by at least 15 points (mean of 3 seeds; Ganin et al. 2016: 52.25 % -> 76
 
 The target is built as Ganin & Lempitsky built MNIST-M: each digit blended with a random patch of a
 colour photo, ``|patch - digit|`` per channel (`keras_zoo.data.domains.blend_with_photos`), from the
-MNIST folders (``train`` 8,000 / ``test`` 2,000 digits) and CIFAR-10 photos standing in for BSDS500;
-the target's train and test splits draw their patches from disjoint halves of the photos.
+MNIST folders (``train`` 8,000 / ``test`` 2,000 digits) and CIFAR-10 photos standing in for BSDS500,
+enlarged ``--photo-scale`` times (default 4) before a patch is cut so that a patch is a part of a scene,
+as MNIST-M's are of the large BSDS500 photos; the target's train and test splits draw their patches from
+disjoint halves of the photos. The target's folders and ``TARGET.json`` (how they were built) are reused.
 
 Both arms train the registered `dann` network with its `dann` recipe (lambda_p = 2 / (1 + exp(-10p)) - 1
 for DANN), for the same epochs, on the source's train split with the target's train split as unlabelled
@@ -12,7 +14,8 @@ images; source-only sets ``adaptation=False``. The recipe's optimizer was chosen
 *validation* split (carved from its train folder, never trained on; see recipes/domain.py); the target's
 test split (its digits and its photos never seen in training) only reports.
 
-    python benchmarks/run.py --only domain_shift -- [--source DIR] [--photos DIR] [--target DIR] [--seeds 0 1 2]
+    python benchmarks/run.py --only domain_shift -- [--source DIR] [--photos DIR] [--photo-scale K] [--target DIR]
+        [--seeds 0 1 2] [--epochs N] [--curve]
     python benchmarks/run.py --only domain_shift -- --combine part0.json part1.json ...   # seeds run apart
 """
 
@@ -181,7 +184,8 @@ def _write(rows, made, args) -> int:
         "gap_points": round(gap, 2),
         "mean_target_test_accuracy": mean,
         "paper": {"source_only": 0.5225, "dann": 0.7666},
-        "split": "target test (digits 8000-9999 of MNIST t10k on photos of a disjoint half of the photo folder)",
+        "split": "target test (the source's test digits, 8000-9999 of MNIST t10k, on patches of a half of the "
+                 "photo folder that no training image uses); choices were made on the target's validation split",
         "rows": rows,
         "target": made,
         "command": " ".join(["python benchmarks/run.py --only domain_shift --", *sys.argv[1:]]),
