@@ -73,8 +73,8 @@ def build_target(source: str, photos: str, target: str, photo_scale: float = 1) 
             return {**made, "reused": target}
         raise SystemExit(f"{target} was built from {made}, not {wanted}: give another --target")
     started = time.perf_counter()
-    made = {**wanted, **blend_with_photos(source, photos, target, seed=0, photo_scale=photo_scale,
-                                          overwrite=os.path.isdir(target))}
+    made = {**wanted, "built": blend_with_photos(source, photos, target, seed=0, photo_scale=photo_scale,
+                                                 overwrite=os.path.isdir(target))}
     made["seconds"] = round(time.perf_counter() - started, 1)
     with open(record + ".partial", "w", encoding="utf-8") as f:
         json.dump(made, f, indent=2)
@@ -121,6 +121,8 @@ def main() -> int:
                                          "the same inputs); default runs/mnist_m_like-xSCALE")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, help="default: the dann recipe's")
+    parser.add_argument("--domain-weight", type=float, help="dann's domain_weight (the largest reversal weight); "
+                                                             "default the builder's 1")
     parser.add_argument("--out", default=RESULT)
     parser.add_argument("--arms", nargs="+", default=["source_only", "dann"], choices=("source_only", "dann"))
     parser.add_argument("--curve", action="store_true",
@@ -157,8 +159,9 @@ def main() -> int:
             result = keras_zoo.train(
                 "dann", args.source, target=args.target, epochs=args.epochs, seed=seed,
                 run_dir=os.path.join(ROOT, "runs", f"bench-dann-{arm}-{seed}"), resume=False, verbose=0,
-                data_options={"color_mode": "rgb"}, adaptation=adaptation, callbacks=[curve] if curve else ())
-            row = {"arm": arm, "seed": seed,
+                data_options={"color_mode": "rgb"}, adaptation=adaptation, callbacks=[curve] if curve else (),
+                **({"domain_weight": args.domain_weight} if args.domain_weight is not None else {}))
+            row = {"arm": arm, "seed": seed, "overrides": result.summary["overrides"],
                    "target_test_accuracy": result.metrics["target_accuracy"],
                    "target_validation_accuracy": result.metrics["target_val_accuracy"],
                    "source_test_accuracy": result.metrics["accuracy"],
