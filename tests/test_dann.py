@@ -150,3 +150,69 @@ def test_cli_source_only_needs_a_target(capsys):
 
     assert cli.main(["train", "dann", "--data", "digits", "--source-only"]) != 0
     assert "--target" in capsys.readouterr().err
+
+
+def test_the_domain_term_is_the_papers_mean_over_the_source_plus_the_mean_over_the_target():
+    # Ganin et al. (JMLR 2016, eq. 9): L_y - lambda (mean_source L_d + mean_target L_d). With 3 source
+    # and 5 target images, one mean over all 8 would be another number (about half of it).
+    keras.utils.set_random_seed(2)
+    model = keras_zoo.create_model("dann", input_shape=(8, 8, 3), num_classes=2)
+    get_recipe("dann").replace(schedule="constant", learning_rate=1e-9).compile(model)
+    rng = np.random.default_rng(0)
+    xs = rng.uniform(size=(3, 8, 8, 3)).astype("float32")
+    xt = rng.uniform(size=(5, 8, 8, 3)).astype("float32")
+    logits = model.domain_classifier(model.feature_extractor(np.concatenate([xs, xt])))[:, 0].numpy()
+    per_image = np.logaddexp(0.0, logits) - np.concatenate([np.zeros(3), np.ones(5)]) * logits
+    expected = per_image[:3].mean() + per_image[3:].mean()
+    assert abs(expected - per_image.mean()) > 0.1
+    data = tf.data.Dataset.from_tensors(((xs, xt), np.array([0, 1, 0], "int32")))
+    logs = model.fit(data, epochs=1, verbose=0).history
+    assert logs["domain_loss"][0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_registered_network_is_the_papers_unpadded_one_where_the_image_allows():
+    model = keras_zoo.create_model("dann")  # 28x28x3: 28 -> 24 -> 12 -> 8 -> 4, 4 x 4 x 48 features
+    assert tuple(model.feature_extractor.outputs[0].shape[1:]) == (4 * 4 * 48,)
+    small = keras_zoo.create_model("dann", input_shape=(8, 8, 3), num_classes=2)  # "auto": same below 16x16
+    assert tuple(small.feature_extractor.outputs[0].shape[1:]) == (2 * 2 * 48,)
+    padded = keras_zoo.create_model("dann", padding="same")
+    assert tuple(padded.feature_extractor.outputs[0].shape[1:]) == (7 * 7 * 48,)
+    with pytest.raises(ValueError, match=r"padding='valid' needs images of at least 16x16.*\(8, 8, 3\)"):
+        keras_zoo.create_model("dann", input_shape=(8, 8, 3), padding="valid")
+    with pytest.raises(ValueError, match="padding must be one of"):
+        keras_zoo.create_model("dann", padding="reflect")
+
+
+def test_photos_enlarged_before_the_patch_is_cut(tmp_path):
+    from PIL import Image
+
+    from keras_zoo.data.domains import blend_arrays, blend_with_photos
+
+    # A photo that brightens by 8 a pixel from left to right: enlarged 4x, a patch brightens by 2 a pixel.
+    ramp = np.tile((np.arange(32, dtype=np.uint8) * 8)[None, :, None], (32, 1, 3))[None]
+    blank = np.zeros((2, 28, 28), np.uint8)
+    np.testing.assert_array_equal(np.diff(blend_arrays(blank, ramp, seed=0, photo_scale=4)[..., 0].astype(int),
+                                          axis=-1), 2)
+    np.testing.assert_array_equal(np.diff(blend_arrays(blank, ramp, seed=0)[..., 0].astype(int), axis=-1), 8)
+    # A stroke is still |patch - digit|: the same patches (same seed), inverted where the digit is white.
+    stroke = blank.copy()
+    stroke[:, :, 0] = 255
+    patches = blend_arrays(blank, ramp, seed=0, photo_scale=4).astype(int)
+    blended = blend_arrays(stroke, ramp, seed=0, photo_scale=4).astype(int)
+    np.testing.assert_array_equal(blended[:, :, 0], 255 - patches[:, :, 0])
+    np.testing.assert_array_equal(blended[:, :, 1:], patches[:, :, 1:])
+    # Photos too small for a patch at that scale, and scales out of range, are refused by name.
+    with pytest.raises(ValueError, match="too small"):
+        blend_arrays(np.zeros((1, 28, 28), np.uint8), np.zeros((1, 8, 8, 3), np.uint8), photo_scale=2)
+    with pytest.raises(ValueError, match=r"photo_scale must be a number from 1 to 64.*0\.5"):
+        blend_arrays(blank, ramp, photo_scale=0.5)
+    # The folder builder takes the same scale.
+    for split in ("train", "test"):
+        (tmp_path / "digits" / split / "7").mkdir(parents=True)
+        Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "digits" / split / "7" / "a.png")
+    (tmp_path / "photos").mkdir()
+    for i in range(2):
+        Image.fromarray(ramp[0]).save(tmp_path / "photos" / f"p{i}.png")
+    blend_with_photos(tmp_path / "digits", tmp_path / "photos", tmp_path / "out", photo_scale=4)
+    written = np.asarray(Image.open(tmp_path / "out" / "train" / "7" / "a.png")).astype(int)
+    np.testing.assert_array_equal(np.diff(written[..., 0], axis=-1), 2)

@@ -32,7 +32,52 @@ def _read(path, mode: str) -> np.ndarray:
         return np.asarray(image.convert(mode))
 
 
-def blend_with_photos(digits_dir, photos_dir, out_dir, *, seed: int = 0, overwrite: bool = False) -> dict:
+def _check_scale(photo_scale) -> float:
+    if isinstance(photo_scale, bool) or not isinstance(photo_scale, (int, float)) or not 1 <= photo_scale <= 64:
+        raise ValueError(f"photo_scale must be a number from 1 to 64 (how many times the photos are enlarged "
+                         f"before a patch is cut), got {photo_scale!r}")
+    return float(photo_scale)
+
+
+def _fits(photo_shape, h: int, w: int, scale: float) -> bool:
+    """Whether a patch of h x w output pixels, scale output pixels a photo pixel, fits in the photo."""
+    return photo_shape[0] - 1 >= (h - 1) / scale and photo_shape[1] - 1 >= (w - 1) / scale
+
+
+def _corners(rng, photo_shape, n: int, h: int, w: int, scale: float):
+    """Top-left corners (in photo pixels) of n patches: whole pixels at scale 1 (a plain crop), anywhere
+    the enlarged patch fits otherwise."""
+    if scale == 1.0:
+        return (rng.integers(photo_shape[0] - h + 1, size=n).astype(np.float64),
+                rng.integers(photo_shape[1] - w + 1, size=n).astype(np.float64))
+    return (rng.uniform(0.0, photo_shape[0] - 1 - (h - 1) / scale, size=n),
+            rng.uniform(0.0, photo_shape[1] - 1 - (w - 1) / scale, size=n))
+
+
+def _patches(photos, which, tops, lefts, h: int, w: int, scale: float) -> np.ndarray:
+    """float32 (n, h, w, 3) patches of `photos` (M, H, W, 3) enlarged `scale` times (bilinear): output
+    pixel (i, j) of patch k samples photo `which[k]` at (tops[k] + i / scale, lefts[k] + j / scale).
+    At scale 1 with whole-pixel corners this is a plain crop."""
+    rows = tops[:, None] + np.arange(h)[None, :] / scale
+    cols = lefts[:, None] + np.arange(w)[None, :] / scale
+    r0 = np.clip(np.floor(rows).astype(np.int64), 0, photos.shape[1] - 1)
+    c0 = np.clip(np.floor(cols).astype(np.int64), 0, photos.shape[2] - 1)
+    r1 = np.minimum(r0 + 1, photos.shape[1] - 1)
+    c1 = np.minimum(c0 + 1, photos.shape[2] - 1)
+    fr = (rows - r0)[:, :, None, None].astype(np.float32)
+    fc = (cols - c0)[:, None, :, None].astype(np.float32)
+    k = np.asarray(which)[:, None, None]
+
+    def at(r, c):
+        return photos[k, r[:, :, None], c[:, None, :]].astype(np.float32)
+
+    top = at(r0, c0) * (1 - fc) + at(r0, c1) * fc
+    bottom = at(r1, c0) * (1 - fc) + at(r1, c1) * fc
+    return top * (1 - fr) + bottom * fr
+
+
+def blend_with_photos(digits_dir, photos_dir, out_dir, *, seed: int = 0, overwrite: bool = False,
+                      photo_scale: float = 1) -> dict:
     """Write every image of `digits_dir` blended with a random patch of a photo of `photos_dir`.
 
     The layout of `digits_dir` is kept (``train/3/x.png`` becomes ``out_dir/train/3/x.png``), so class
@@ -47,6 +92,10 @@ def blend_with_photos(digits_dir, photos_dir, out_dir, *, seed: int = 0, overwri
         out_dir: where the blended images go; written beside, then moved into place whole.
         seed: seeds the photo pools, the photo of each digit and the patch position.
         overwrite: replace an existing `out_dir`.
+        photo_scale: enlarge the photos this many times (bilinear) before cutting the patch. MNIST-M's
+            patches are 28x28 crops of 481x321 BSDS500 photos, a few percent of a scene; a 28x28 crop of
+            a 32x32 photo is the whole scene, with object edges as fine as the strokes. At 4 a patch
+            spans 7x7 photo pixels (a fifth of a 32x32 photo). 1: a plain crop.
 
     Returns:
         ``{"images": n, "photos": m, "splits": {split: count}}``.
@@ -54,6 +103,7 @@ def blend_with_photos(digits_dir, photos_dir, out_dir, *, seed: int = 0, overwri
     Example:
         >>> blend_with_photos("mnist/", "photos/", "mnist_m/")
     """
+    scale = _check_scale(photo_scale)
     digits_dir, photos_dir, out_dir = (pathlib.Path(p) for p in (digits_dir, photos_dir, out_dir))
     for name, folder in (("digits_dir", digits_dir), ("photos_dir", photos_dir)):
         if not folder.is_dir():
@@ -91,13 +141,13 @@ def blend_with_photos(digits_dir, photos_dir, out_dir, *, seed: int = 0, overwri
                         cache.clear()
                     cache[photo_path] = _read(photo_path, "RGB")
                 photo = cache[photo_path]
-                if photo.shape[0] >= h and photo.shape[1] >= w:
+                if _fits(photo.shape, h, w, scale):
                     break
             else:
-                raise ValueError(f"no photo of {str(photos_dir)!r} is at least {h}x{w}, the size of {path}")
-            top = int(rng.integers(photo.shape[0] - h + 1))
-            left = int(rng.integers(photo.shape[1] - w + 1))
-            patch = photo[top:top + h, left:left + w].astype(np.int16)
+                raise ValueError(f"no photo of {str(photos_dir)!r} is large enough for a patch of {h}x{w} (the "
+                                 f"size of {path}) at photo_scale {photo_scale}")
+            tops, lefts = _corners(rng, photo.shape, 1, h, w, scale)
+            patch = np.round(_patches(photo[None], [0], tops, lefts, h, w, scale)[0]).astype(np.int16)
             blended = np.abs(patch - digit[..., None]).astype(np.uint8)
             target = staging / relative.with_suffix(".png")
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -113,10 +163,11 @@ def blend_with_photos(digits_dir, photos_dir, out_dir, *, seed: int = 0, overwri
     return {"images": len(digits), "photos": len(photos), "splits": counts}
 
 
-def blend_arrays(digits, photos, *, seed: int = 0):
+def blend_arrays(digits, photos, *, seed: int = 0, photo_scale: float = 1):
     """In-memory `blend_with_photos`: each of `digits` ``(N, H, W)`` or ``(N, H, W, 1)`` blended with a
     random ``H x W`` patch of a random one of `photos` ``(M, h, w, 3)`` (h >= H, w >= W), as
     ``|patch - digit|`` per channel. uint8 in, uint8 out; floats in [0, 1] in, float32 out.
+    `photo_scale` enlarges the photos before the patch is cut (see `blend_with_photos`).
 
     Example:
         >>> x_target = blend_arrays(x_digits, x_photos, seed=0)
@@ -127,18 +178,19 @@ def blend_arrays(digits, photos, *, seed: int = 0):
     if digits.ndim != 3 or photos.ndim != 4 or photos.shape[-1] != 3:
         raise ValueError(f"blend_arrays takes digits (N, H, W[, 1]) and photos (M, h, w, 3); got "
                          f"{digits.shape} and {photos.shape}")
+    zoom = _check_scale(photo_scale)
     n, h, w = digits.shape
-    if photos.shape[1] < h or photos.shape[2] < w:
-        raise ValueError(f"photos of {photos.shape[1]}x{photos.shape[2]} are smaller than the digits' {h}x{w}")
+    if not _fits(photos.shape[1:], h, w, zoom):
+        raise ValueError(f"photos of {photos.shape[1]}x{photos.shape[2]} are too small for patches of the digits' "
+                         f"{h}x{w} at photo_scale {photo_scale}")
     as_uint8 = digits.dtype == np.uint8
     scale = 1.0 if as_uint8 else 255.0
     rng = np.random.default_rng(seed)
     which = rng.integers(len(photos), size=n)
-    tops = rng.integers(photos.shape[1] - h + 1, size=n)
-    lefts = rng.integers(photos.shape[2] - w + 1, size=n)
-    rows = tops[:, None] + np.arange(h)[None, :]
-    cols = lefts[:, None] + np.arange(w)[None, :]
-    patches = photos[which[:, None, None], rows[:, :, None], cols[:, None, :]].astype(np.float32)
+    tops, lefts = _corners(rng, photos.shape[1:], n, h, w, zoom)
+    patches = _patches(photos, which, tops, lefts, h, w, zoom)
+    if photos.dtype == np.uint8 and zoom != 1.0:
+        patches = np.round(patches)  # what an enlarged uint8 photo would hold
     patches *= 1.0 if photos.dtype == np.uint8 else 255.0
     blended = np.abs(patches - digits.astype(np.float32)[..., None] * scale)
     return np.round(blended).astype(np.uint8) if as_uint8 else (blended / 255.0).astype(np.float32)

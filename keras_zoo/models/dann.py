@@ -140,6 +140,13 @@ class DANN(CustomStepModel):
             return x[0], x[1]
         return x, None
 
+    @staticmethod
+    def _domain_loss(domains, logits, n):
+        """The paper's domain term (JMLR 2016, eq. 9): the mean loss over the source images plus the mean
+        over the target images, not one mean over both (which would halve it against the label loss)."""
+        losses = ops.binary_crossentropy(domains, logits, from_logits=True)
+        return ops.mean(losses[:n]) + ops.mean(losses[n:])
+
     def _class_loss(self, labels, probabilities):
         probabilities = ops.cast(probabilities, "float32")
         return ops.mean(ops.sparse_categorical_crossentropy(labels, probabilities))
@@ -161,7 +168,7 @@ class DANN(CustomStepModel):
                 logits = ops.cast(self.domain_classifier(self.reversal(features, weight=lam), training=True),
                                   "float32")[:, 0]
                 domains = ops.concatenate([ops.zeros((n,)), ops.ones((ops.shape(target)[0],))], axis=0)
-                domain_loss = ops.mean(ops.binary_crossentropy(domains, logits, from_logits=True))
+                domain_loss = self._domain_loss(domains, logits, n)
             else:
                 probabilities = self.label_predictor(self.feature_extractor(source, training=True), training=True)
                 domain_loss = ops.convert_to_tensor(0.0)
@@ -202,6 +209,10 @@ class DANN(CustomStepModel):
 # --------------------------------------------------------------------------- builder
 
 
+# The smallest image the unpadded network takes: 16 -> 12 -> 6 -> 2 -> 1.
+MIN_VALID_SIZE = 16
+
+
 def _dense_stack(inputs, widths, dropout, prefix):
     x = inputs
     for i, units in enumerate(widths):
@@ -217,14 +228,16 @@ def _dense_stack(inputs, widths, dropout, prefix):
                               "dropout": Float(0.0, 0.5), "domain_weight": Float(0.1, 1.0),
                               "domain_width": Choice((100, 500, 1024))})
 def dann(input_shape, num_classes=10, filters=32, head_width=100, domain_width=100, dropout=0.0,
-         adaptation=True, domain_weight=1.0, gamma=10.0, total_steps=0):
+         adaptation=True, domain_weight=1.0, gamma=10.0, total_steps=0, padding="auto"):
     """Domain-adversarial network (Ganin et al. 2016): conv features, a label predictor, and a domain
     classifier behind a gradient reversal layer; ``adaptation=False`` trains on the source only.
 
     The defaults are the paper's MNIST -> MNIST-M network: conv 5x5 (32) -> max-pool -> conv 5x5 (48)
-    -> max-pool; label predictor 100 -> 100 -> K; domain classifier 100 -> 1 (here with ``same``
-    padding, so that any image size of at least 4x4 fits).
+    -> max-pool, unpadded (28x28 -> 4x4x48 features); label predictor 100 -> 100 -> K; domain
+    classifier 100 -> 1. ``padding="auto"`` is the paper's ``valid`` where the image is at least
+    16x16 and ``same`` below (8x8 digits), ``valid``/``same`` force one.
     """
+    _validate.one_of("padding", padding, ("auto", "valid", "same"))
     filters = _validate.positive_int("filters", filters)
     head_width = _validate.positive_int("head_width", head_width)
     domain_width = _validate.positive_int("domain_width", domain_width)
@@ -233,13 +246,18 @@ def dann(input_shape, num_classes=10, filters=32, head_width=100, domain_width=1
     if len(input_shape) != 3:
         raise ValueError(f"dann takes images (H, W, C); got input_shape {tuple(input_shape)}")
 
+    if padding == "auto":
+        padding = "valid" if min(input_shape[:2]) >= MIN_VALID_SIZE else "same"
+    elif padding == "valid" and min(input_shape[:2]) < MIN_VALID_SIZE:
+        raise ValueError(f"padding='valid' needs images of at least {MIN_VALID_SIZE}x{MIN_VALID_SIZE} (two 5x5 "
+                         f"convolutions and two poolings); got input_shape {tuple(input_shape)}: use 'same' or 'auto'")
     images = keras.Input(shape=tuple(input_shape), name="images")
     # Zero-centred inputs (the paper subtracts the pixel mean): a black MNIST background and a photo's
     # start at the same distance from the filters' origin.
     x = keras.layers.Rescaling(1.0, offset=-0.5, name="center")(images)
-    x = keras.layers.Conv2D(filters, 5, padding="same", activation="relu", name="conv1")(x)
+    x = keras.layers.Conv2D(filters, 5, padding=padding, activation="relu", name="conv1")(x)
     x = keras.layers.MaxPooling2D(name="pool1")(x)
-    x = keras.layers.Conv2D(filters * 3 // 2, 5, padding="same", activation="relu", name="conv2")(x)
+    x = keras.layers.Conv2D(filters * 3 // 2, 5, padding=padding, activation="relu", name="conv2")(x)
     x = keras.layers.MaxPooling2D(name="pool2")(x)
     features = keras.layers.Flatten(name="flatten")(x)
     extractor = keras.Model(images, features, name="feature_extractor")

@@ -7,21 +7,23 @@ from keras_zoo.recipes.recipe import Recipe, register_recipe
 DANN = register_recipe(Recipe(
     name="dann",
     description="The paper's SGD (momentum 0.9) at 0.01 annealed as 0.01 / (1 + 10p)^0.75, batch 64 "
-                "(64 source + 64 target images a step), 4 epochs, keeps the latest epoch; the reversal "
+                "(64 source + 64 target images a step), 12 epochs, keeps the latest epoch; the reversal "
                 "weight follows the paper's 2 / (1 + exp(-10p)) - 1.",
     targets="label",
     loss=None,
     metrics=(),
-    # Chosen on the target's *validation* split (MNIST -> the MNIST-M-like target, seed 0; the target's
-    # test split untouched), by DANN's gain over source-only training with the same optimizer: the
-    # paper's SGD for 4 epochs 0.295 against 0.209 (+8.6 points); Adam 1e-3 with cosine decay for 6
-    # epochs 0.226 against 0.315 (-8.9: the adversarial game swung, domain loss up to 2.5 in epoch 2).
+    # Chosen on the target's *validation* split (MNIST -> the MNIST-M-like target built with photos
+    # enlarged 4x, seed 0; the target's test split untouched), by DANN's target validation accuracy:
+    # 12 epochs (1,356 steps) 0.424 against source-only 0.393, with the largest reversal weight at 1
+    # (at 2: 0.403); 24 epochs 0.448 (seed 0 only, not yet over three seeds). Earlier, on the target cut from 32x32 photos unenlarged with the padded network
+    # and half the paper's domain term: 4 epochs 0.295 against 0.209; Adam 1e-3 with cosine decay for
+    # 6 epochs 0.226 against 0.315 (the adversarial game swung, domain loss up to 2.5 in epoch 2).
     optimizer="sgd",
     learning_rate=0.01,
     momentum=0.9,
     schedule="annealing",
     batch_size=64,
-    epochs=4,
+    epochs=12,
     # The source validation loss rewards stopping before the reversal weight has grown, and target
     # labels are not there to choose a checkpoint with: keep the last epoch, as the paper does.
     monitor=None,
