@@ -3,8 +3,9 @@
     python benchmarks/run.py --only Q --no-readme     # results/perf_Q.json
     python benchmarks/quantize.py --table             # the Markdown table of docs/quantization.md
 
-Two models: `cnn_fast` trained on the real MNIST digits (8,000 train / 2,000 held-out PNGs) with its
-recipe's defaults, and the recommended colour model `cnn_color` on CIFAR-10 photos (10,000 train /
+Three models: `cnn_fast` trained on the real MNIST digits (8,000 train / 2,000 held-out PNGs) with its
+recipe's defaults, the default classifier's shipped checkpoint ``cnn_small:mnist`` (trained on the
+same 8,000, its held-out digits the folder's test split), and the recommended colour model `cnn_color` on CIFAR-10 photos (10,000 train /
 5,000 held-out JPEGs): the shipped checkpoint ``cnn_color:cifar10`` as it is, not retrained (its
 held-out photos are the folder's test split; ``KERAS_ZOO_Q_RETRAIN=1`` trains it on the folder
 instead). Each model is exported as the float SavedModel, ONNX (float, int8) and LiteRT (float,
@@ -35,6 +36,9 @@ SHARED = os.path.join(ROOT, "..", "shared", "data")
 # (model, data folder env variable, shared source, make_folders arguments, shipped checkpoint tag)
 MODELS = (
     ("cnn_fast", "KERAS_ZOO_MNIST_8K2K", "mnist-t10k", [], None),
+    # The default classifier, as shipped: `cnn_small:mnist` held out the last 2,000 digits, the
+    # folder's test split.
+    ("cnn_small", "KERAS_ZOO_MNIST_8K2K", "mnist-t10k", [], "mnist"),
     # The recommended colour model, as shipped: its checkpoint held out the last 500 photos of each
     # class, the same photos as this folder's test split.
     ("cnn_color", "KERAS_ZOO_CIFAR10_10K", "cifar10-train", ["--per-class", "1000", "--held-out", "500"],
