@@ -135,3 +135,39 @@ def test_p1_color_refuses_a_folder_without_train_and_test_classes(tmp_path):
                            str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 2
     assert "--p1-color" in done.stderr and "expected train/<class>/" in done.stderr
+
+
+# --------------------------------------------------------------------------- the validation-split choice
+
+
+def _color_suite():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("color_suite", os.path.join(ROOT, "benchmarks", "suites", "color.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_colour_choice_rule_weighs_validation_accuracy_against_training_time():
+    suite = _color_suite()
+    assert suite.default_candidate() == "32:0.005:15"  # cnn_color's width, photo_classifier's rate and epochs
+
+    def row(candidate, accuracy, seconds):
+        return {"candidate": candidate, "kept_val_accuracy": accuracy, "train_seconds": seconds}
+
+    default = row("32:0.005:15", 0.712, 100.0)
+    # 2 points better but 2x the time: out; 1 point better at the same time: chosen.
+    choice = suite.choose([default, row("48:0.005:15", 0.732, 200.0), row("32:0.002:15", 0.722, 104.0)],
+                          "32:0.005:15")
+    assert choice["chosen"] == "32:0.002:15" and choice["eligible"] == ["32:0.005:15", "32:0.002:15"]
+    assert choice["time_ratio"]["48:0.005:15"] == 2.0
+    # Within 0.5 points of the best: a tie, kept by the default.
+    choice = suite.choose([default, row("32:0.01:15", 0.716, 99.0)], "32:0.005:15")
+    assert choice["chosen"] == "32:0.005:15" and choice["default_kept"]
+    # A tie between two others: the faster.
+    choice = suite.choose([default, row("32:0.01:15", 0.730, 101.0), row("24:0.005:15", 0.727, 70.0)],
+                          "32:0.005:15")
+    assert choice["chosen"] == "24:0.005:15" and choice["tied"] == ["32:0.01:15", "24:0.005:15"]
+    # Without the default measured, nothing is chosen.
+    assert suite.choose([row("24:0.005:15", 0.8, 50.0)], "32:0.005:15")["chosen"] is None
