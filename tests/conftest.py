@@ -22,7 +22,7 @@ for _variable, _folder in SHARED_SOURCES.items():
 
 # Files whose tests take minutes go first: the worker processes (pytest-xdist, whole files per
 # worker) then finish together instead of one of them starting a long file at the end.
-_LONGEST_FIRST = ("test_docs_examples.py", "test_docs_model_pages.py", "test_distribute_steps_a.py",
+_LONGEST_FIRST = ("test_docs_examples.py", "test_docs_examples_b.py", "test_docs_model_pages.py", "test_distribute_steps_a.py",
                   "test_distribute_steps_b.py", "test_notebooks.py", "test_distribute_cluster.py",
                   "test_models.py", "test_cli.py", "test_experiments.py", "test_quantize.py",
                   "test_distribute.py", "test_tuning.py")

@@ -35,13 +35,20 @@ def _parsed(page):
         return []
 
 
-def _fast_pages(models=False):
-    return [p for p in PAGES if p.startswith(MODEL_PAGES) == models
-            and any(b.lang in docblocks.RUN and not b.skip and not b.slow for b in _parsed(p))]
+def _pages(models, half):
+    """The model pages, or the others; `half` 0 or 1 takes every other one of those (the two
+    halves run from two test files, so that two pytest workers share their minutes)."""
+    pages = [p for p in PAGES if p.startswith(MODEL_PAGES) == models]
+    return pages if half is None else pages[half::2]
 
 
-def _slow_pages(models=False):
-    return [p for p in PAGES if p.startswith(MODEL_PAGES) == models and any(b.slow for b in _parsed(p))]
+def _fast_pages(models=False, half=None):
+    return [p for p in _pages(models, half)
+            if any(b.lang in docblocks.RUN and not b.skip and not b.slow for b in _parsed(p))]
+
+
+def _slow_pages(models=False, half=None):
+    return [p for p in _pages(models, half) if any(b.slow for b in _parsed(p))]
 
 
 def run_fast(page, tmp_path):
@@ -72,13 +79,14 @@ def test_every_page_follows_the_convention():
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("page", _fast_pages())
+# The other half of the pages: tests/test_docs_examples_b.py.
+@pytest.mark.parametrize("page", _fast_pages(half=0))
 def test_page_examples_run(page, tmp_path):
     run_fast(page, tmp_path)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("page", _slow_pages())
+@pytest.mark.parametrize("page", _slow_pages(half=0))
 def test_page_slow_examples_run(page, tmp_path):
     run_slow(page, tmp_path)
 
