@@ -252,6 +252,22 @@ def p1_summary(runs: dict, target: float | None) -> dict:
             "all_reached": None not in ratios}
 
 
+def _zoo_round(model: str, folder: str, tmp: str, name: str, target) -> dict:
+    """One whole `keras-zoo train MODEL --data FOLDER` process under probe.py (held-out accuracy
+    after every epoch, its own time excluded): the probe's curve, wall time, final accuracy."""
+    probe, out = os.path.join(tmp, f"{name}.jsonl"), os.path.join(tmp, name.replace("zoo", "zoo-run"))
+    shutil.rmtree(out, ignore_errors=True)
+    launched = time.time()
+    run([sys.executable, os.path.join(HERE, "probe.py"), probe, os.path.join(folder, "test"), "--",
+         "train", model, "--data", folder, "--out", out], cwd=tmp)
+    total = time.time() - launched
+    with open(os.path.join(out, "metrics.json"), encoding="utf-8") as f:
+        metrics = json.load(f)
+    return {**_read_probe(probe, launched, target), "total_seconds": round(total, 2),
+            "final_accuracy": metrics["test"]["accuracy"], "epochs_run": metrics["epochs_run"],
+            "precision": metrics.get("precision")}
+
+
 def p1(args, tmp: str) -> dict:
     folder = args.p1_data or mnist_folder(tmp)
     if folder is None:
@@ -261,17 +277,10 @@ def p1(args, tmp: str) -> dict:
     rounds = []
 
     def zoo():
-        probe, out = os.path.join(tmp, f"zoo{len(rounds)}.jsonl"), os.path.join(tmp, f"zoo-run{len(rounds)}")
-        shutil.rmtree(out, ignore_errors=True)
-        launched = time.time()
-        run([sys.executable, os.path.join(HERE, "probe.py"), probe, os.path.join(folder, "test"), "--",
-             "train", "cnn_fast", "--data", folder, "--out", out], cwd=tmp)
-        total = time.time() - launched
-        with open(os.path.join(out, "metrics.json"), encoding="utf-8") as f:
-            metrics = json.load(f)
+        result = _zoo_round("cnn_fast", folder, tmp, f"zoo{len(rounds)}", target)
+        result.pop("precision")
         rounds.append(1)
-        return {**_read_probe(probe, launched, target), "total_seconds": round(total, 2),
-                "final_accuracy": metrics["test"]["accuracy"], "epochs_run": metrics["epochs_run"]}
+        return result
 
     def hand():
         probe = os.path.join(tmp, f"hand{len(rounds)}.jsonl")
@@ -974,18 +983,9 @@ def p1_color(folder: str, rounds: int, tmp: str) -> dict:
     done = []
 
     def zoo():
-        probe, out = os.path.join(tmp, f"color-zoo{len(done)}.jsonl"), os.path.join(tmp, f"color-zoo-run{len(done)}")
-        shutil.rmtree(out, ignore_errors=True)
-        launched = time.time()
-        run([sys.executable, os.path.join(HERE, "probe.py"), probe, os.path.join(folder, "test"), "--",
-             "train", COLOR_MODEL, "--data", folder, "--out", out], cwd=tmp)
-        total = time.time() - launched
-        with open(os.path.join(out, "metrics.json"), encoding="utf-8") as f:
-            metrics = json.load(f)
+        result = _zoo_round(COLOR_MODEL, folder, tmp, f"color-zoo{len(done)}", None)
         done.append(1)
-        return {**_read_probe(probe, launched, None), "total_seconds": round(total, 2),
-                "final_accuracy": metrics["test"]["accuracy"], "epochs_run": metrics["epochs_run"],
-                "precision": metrics.get("precision")}
+        return result
 
     def hand():
         probe = os.path.join(tmp, f"color-hand{len(done)}.jsonl")
