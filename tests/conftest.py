@@ -20,12 +20,15 @@ for _variable, _folder in SHARED_SOURCES.items():
         os.environ.setdefault(_variable, os.path.join(SHARED_DATA, _folder))
 
 
-# Files whose tests take minutes go first: the worker processes (pytest-xdist, whole files per
-# worker) then finish together instead of one of them starting a long file at the end.
-_LONGEST_FIRST = ("test_docs_examples.py", "test_docs_examples_b.py", "test_docs_model_pages.py", "test_distribute_steps_a.py",
-                  "test_distribute_steps_b.py", "test_notebooks.py", "test_distribute_cluster.py",
-                  "test_models.py", "test_cli.py", "test_experiments.py", "test_quantize.py",
-                  "test_distribute.py", "test_tuning.py")
+# Files whose tests take minutes go first (by their measured minutes): the worker processes
+# (pytest-xdist, whole files per worker) then finish together instead of one of them starting a long
+# file at the end. setup.cfg's --no-loadscope-reorder makes xdist follow this order; by default it
+# hands out the files with the most tests first, which started the longest files last.
+_LONGEST_FIRST = ("test_docs_examples.py", "test_notebooks.py", "test_models.py", "test_docs_examples_b.py",
+                  "test_docs_model_pages.py", "test_quantize.py", "test_cli.py", "test_distribute_cluster.py",
+                  "test_distribute_steps_a.py", "test_weights.py", "test_distribute_steps_b.py",
+                  "test_distribute.py", "test_tuning.py", "test_applications.py", "test_export_formats.py",
+                  "test_experiments.py", "test_finetune.py", "test_unet.py", "test_cifar10.py")
 # A docs page with slow examples has a fast test (its blocks less the slow ones) and a slow test
 # (all its blocks that run): where both are selected, the fast one would only repeat them.
 _PAGE_TESTS = {"test_page_examples_run": "test_page_slow_examples_run",
