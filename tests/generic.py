@@ -9,6 +9,17 @@ from __future__ import annotations
 import numpy as np
 
 
+def traced_once() -> set:
+    """The keras.applications backbones whose training graphs the generic tests leave to the family's
+    smallest member, mobilenet_v3_small (the round trips of tests/test_models.py and the two-replica
+    step of tests/distributed_step.py). Tracing one costs 1-2 minutes on 2 shared cores, they share
+    Keras's layers and this package's wrapper, and tests/test_applications.py checks every one of them
+    against Keras itself; each is still built and run forward at its default shape."""
+    import keras_zoo
+
+    return set(keras_zoo.list_models(family="applications")) - {"mobilenet_v3_small"}
+
+
 def fixed_batch(spec, model, input_shape, batch: int = 8, seed: int = 0):
     """(x, y) the recipe's loss can be computed on; y is None for self-supervised tasks."""
     rng = np.random.default_rng(seed)

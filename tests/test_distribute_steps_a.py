@@ -1,5 +1,5 @@
-"""Half of the registered models (the "rest-a" group of tests/distributed_step.py) take the same
-training step on 2 replicas as on 1 device; in the same child process, a short `train` and a
+"""Half of the models not in the "first" group (the "rest-a" group of tests/distributed_step.py)
+take the same training step on 2 replicas as on 1 device; in the same child process, a short `train` and a
 one-trial search under a 2-replica MirroredStrategy."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The other half of the registered models (the "rest-b" group of tests/distributed_step.py) take
-the same training step on 2 replicas as on 1 device."""
+"""The other half of the models not in the "first" group (the "rest-b" group of
+tests/distributed_step.py) take the same training step on 2 replicas as on 1 device."""
 
 from __future__ import annotations
 

@@ -14,16 +14,21 @@ from keras_zoo import factory
 from keras_zoo.export.signatures import TASK_DEFAULT
 from keras_zoo.recipes import get_recipe
 
-from generic import assert_close, fixed_batch, outputs, serving_input
+from generic import assert_close, fixed_batch, outputs, serving_input, traced_once
 from serving import assert_serving_contract
 
 ALL = keras_zoo.list_models()
-# The training, save and export round trips trace a model's whole training and serving graphs. For the
-# keras.applications backbones that costs 1-2 minutes per network on 2 shared cores (tests/
-# test_applications.py checks every one of them against Keras itself instead), so the round trips run
-# on the family's smallest member only; every other model runs them all.
-_TRACED_ONCE = set(keras_zoo.list_models(family="applications")) - {"mobilenet_v3_small"}
-ROUND_TRIPS = [n for n in ALL if n not in _TRACED_ONCE]
+# The training, save and export round trips trace a model's whole training and serving graphs: the
+# keras.applications backbones run them on the family's smallest member only (see `traced_once`).
+_TRACED_ONCE = traced_once()
+# Deeper twins: the same builder with more blocks of the same layers (ResNet-32/56 are ResNet-20 with
+# 5/9 blocks a stage for 3; ResNet-34 is ResNet-18 with 3-4-6-3 for 2-2-2-2). Saving, reloading and
+# exporting go layer by layer, so the twin's round trips cover them and these run only the deeper
+# model's own minutes of tracing (about 80 s of the suite); each still builds and runs forward at its
+# default shape here and takes the two-replica step (tests/test_distribute_steps_*.py).
+# `test_a_deeper_twin_has_nothing_its_twin_lacks` checks the claim.
+DEEPER_TWINS = {"resnet32": "resnet20", "resnet56": "resnet20", "resnet34": "resnet18"}
+ROUND_TRIPS = [n for n in ALL if n not in _TRACED_ONCE and n not in DEEPER_TWINS]
 
 
 def test_assert_close_holds_float_noise_and_fails_a_wrong_output():
@@ -70,6 +75,28 @@ def test_spec_is_consistent(name):
     assert spec.recipe in keras_zoo.list_recipes()
     assert spec.task in TASK_DEFAULT
     assert spec.description, f"{name} needs a docstring or description"
+
+
+def _layer_kinds(model) -> set:
+    """(class, config keys) of every layer, nested models walked."""
+    kinds = set()
+    for layer in model._flatten_layers(include_self=False):
+        kinds.add((type(layer).__name__, tuple(sorted(layer.get_config()))))
+    return kinds
+
+
+@pytest.mark.parametrize("deeper, twin", sorted(DEEPER_TWINS.items()))
+def test_a_deeper_twin_has_nothing_its_twin_lacks(deeper, twin):
+    """A model whose round trips are left to its twin (DEEPER_TWINS) has the twin's family, task,
+    recipe and signatures, and no layer class or layer configuration field the twin lacks."""
+    a, b = factory.get_spec(deeper), factory.get_spec(twin)
+    assert twin in ROUND_TRIPS and deeper not in ROUND_TRIPS
+    for field in ("family", "task", "recipe", "signatures", "test_input_shape"):
+        assert getattr(a, field) == getattr(b, field), (deeper, twin, field)
+    shape = a.small_input_shape()
+    extra = (_layer_kinds(keras_zoo.create_model(deeper, input_shape=shape))
+             - _layer_kinds(keras_zoo.create_model(twin, input_shape=shape)))
+    assert not extra, f"{deeper} has layers its twin {twin} lacks: {sorted(extra)}"
 
 
 @pytest.fixture(scope="module", params=ROUND_TRIPS)
