@@ -32,6 +32,7 @@ import subprocess
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+HERE = pathlib.Path(__file__).resolve().parent
 RUN = {"python", "bash"}
 NOT_RUN = {"text", "json", "yaml", "toml", "ini", "csv", "markdown", "diff", "mermaid"}
 MARKER = re.compile(r"^\s*<!--\s*docs:(.*?)-->\s*$")
@@ -109,26 +110,42 @@ def parse(path: pathlib.Path) -> list[Block]:
 
 # Runs in a fresh interpreter inside the page's temporary directory: python blocks are exec'd in one
 # namespace (compiled under the page's name and line numbers, so a traceback points into the page),
-# bash blocks run with -e -o pipefail; the first failure stops the page.
+# bash blocks run with -e -o pipefail; the first failure stops the page. A page with `keras-zoo`
+# commands that import TensorFlow first starts the server of tests/cli_zygote.py, which their
+# `keras-zoo` shim asks to run them (TensorFlow imported once per page instead of once per command).
 DRIVER = r"""
-import json, subprocess, sys, traceback
+import json, os, shutil, subprocess, sys, tempfile, time, traceback
+blocks, server_script, address, server_pid, needs_server = json.load(sys.stdin)
 namespace = {"__name__": "__main__"}
-for block in json.load(sys.stdin):
-    where = f"{block['page']}:{block['line']}"
-    print(f"\n===== {where} ({block['lang']})", flush=True)
-    if block["lang"] == "python":
-        try:
-            exec(compile("\n" * (block["line"] - 1) + block["code"], block["page"], "exec"), namespace)
-        except BaseException:
-            traceback.print_exc()
-            print(f"===== FAILED: the python block at {where}", flush=True)
-            sys.exit(1)
-    else:
-        sys.stdout.flush()
-        code = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", block["code"]]).returncode
-        if code:
-            print(f"===== FAILED: the bash block at {where} (exit status {code})", flush=True)
-            sys.exit(1)
+started = time.perf_counter()
+server = folder = None
+if needs_server:
+    folder = tempfile.mkdtemp(prefix="kzdocs")
+    path = os.path.join(folder, "cli")
+    server = subprocess.Popen([sys.executable, server_script, "serve", path], stdin=subprocess.DEVNULL)
+    os.environ.update({address: path, server_pid: str(server.pid)})
+try:
+    for block in blocks:
+        where = f"{block['page']}:{block['line']}"
+        print(f"\n===== {where} ({block['lang']}, at {time.perf_counter() - started:.1f} s)", flush=True)
+        if block["lang"] == "python":
+            try:
+                exec(compile("\n" * (block["line"] - 1) + block["code"], block["page"], "exec"), namespace)
+            except BaseException:
+                traceback.print_exc()
+                print(f"===== FAILED: the python block at {where}", flush=True)
+                sys.exit(1)
+        else:
+            sys.stdout.flush()
+            code = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", block["code"]]).returncode
+            if code:
+                print(f"===== FAILED: the bash block at {where} (exit status {code})", flush=True)
+                sys.exit(1)
+finally:
+    if server is not None:
+        server.kill()
+        server.wait()
+        shutil.rmtree(folder, ignore_errors=True)
 """
 
 
@@ -137,7 +154,9 @@ def environment(home: pathlib.Path) -> dict:
     bin_dir = home / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
     shim = bin_dir / "keras-zoo"
-    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m keras_zoo.cli "$@"\n')
+    # The page's server runs the command (tests/cli_zygote.py); without one, `python -m keras_zoo.cli`.
+    client = HERE / "cli_zygote.py"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{client}" run "$@"\n')
     shim.chmod(0o755)
     env = dict(os.environ)
     env.update({
@@ -151,7 +170,11 @@ def environment(home: pathlib.Path) -> dict:
 
 def run_page(blocks: list[Block], workdir: pathlib.Path, home: pathlib.Path, timeout: float):
     """Run the blocks in `workdir`; returns (exit status, combined output)."""
-    payload = json.dumps([dataclasses.asdict(b) for b in blocks])
+    import cli_zygote
+
+    server = any(b.lang == "bash" and cli_zygote.needs_server(b.code) for b in blocks)
+    payload = json.dumps([[dataclasses.asdict(b) for b in blocks], cli_zygote.__file__, cli_zygote.ADDRESS,
+                          cli_zygote.SERVER_PID, server])
     # A session of its own, so that a timeout ends the page's shell commands and their children too.
     proc = subprocess.Popen([sys.executable, "-c", DRIVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, cwd=workdir, env=environment(home), text=True,

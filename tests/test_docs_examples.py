@@ -14,6 +14,7 @@ import textwrap
 
 import pytest
 
+import cli_zygote
 import docblocks
 
 PAGES = {str(p.relative_to(docblocks.ROOT)): p for p in docblocks.pages()}
@@ -153,3 +154,38 @@ def test_a_page_runs_in_one_directory_and_one_interpreter_and_stops_at_a_failure
     code, output = docblocks.run_page(blocks, work, tmp_path / "env", 300)
     assert code == 1 and "FAILED: the python block at page.md:10" in output, output
     assert (work / "help.txt").exists() and not (work / "never.txt").exists()
+
+
+def test_a_pages_keras_zoo_commands_keep_their_directory_streams_and_exit_status(tmp_path):
+    """The page's `keras-zoo` commands that import TensorFlow run through the page's command server
+    (tests/cli_zygote.py): each in the shell's working directory, with its redirections and pipes, and
+    the exit status of the command; two at once do not wait for each other."""
+    blocks = _page(tmp_path, """\
+        ```bash
+        mkdir sub && cd sub
+        keras-zoo train no_such_model --data digits 2> err.txt || echo "$?" > status.txt
+        keras-zoo train mlp_lecture --data moons --epochs 1 --no-export --out run | grep -c accuracy > lines.txt
+        (keras-zoo scan nowhere 2> a.txt || true) & (keras-zoo scan elsewhere 2> b.txt || true); wait
+        ```
+        ```python
+        import os
+        assert open("sub/status.txt").read().split() == ["2"]
+        assert "no_such_model" in open("sub/err.txt").read()
+        assert int(open("sub/lines.txt").read()) >= 1 and os.path.exists("sub/run/metrics.json")
+        assert "'nowhere'" in open("sub/a.txt").read() and "'elsewhere'" in open("sub/b.txt").read()
+        ```
+        """)
+    assert cli_zygote.needs_server(blocks[0].code)
+    work = tmp_path / "work"
+    work.mkdir()
+    code, output = docblocks.run_page(blocks, work, tmp_path / "env", 300)
+    assert code == 0, output
+
+
+def test_the_command_server_knows_which_commands_import_tensorflow():
+    from keras_zoo import cli
+
+    assert {f.__name__ for f in cli._WITHOUT_TENSORFLOW} == {f"cmd_{c}" for c in cli_zygote.WITHOUT_TENSORFLOW}
+    assert not cli_zygote.needs_server("keras-zoo list --pretrained | grep imagenet\nkeras-zoo info cnn_small")
+    assert not cli_zygote.needs_server("keras-zoo train --help")
+    assert cli_zygote.needs_server("keras-zoo list && KERAS_ZOO_IMAGENET=random keras-zoo finetune m --data d")
