@@ -2,19 +2,18 @@
 
 A page's examples start a `keras-zoo` process per command, and each spent most of its time importing
 TensorFlow and Keras (about 6 s of CPU here, against a second or two of work for the small examples):
-with some 40 such commands the docs tests paid minutes of imports. tests/docblocks.py starts one
-server per page that imports TensorFlow and Keras once; the page's ``keras-zoo`` shim is the client:
+with some 40 such commands the docs tests paid minutes of imports. The page driver of tests/docblocks.py
+imports TensorFlow and Keras (its python blocks need them anyway) and, before it runs any block, forks
+a server (`start_in_fork`); the page's ``keras-zoo`` shim is the client:
 
-    python cli_zygote.py serve SOCKET      # the server: imports, then forks a child per command
-    python cli_zygote.py run ARGS...       # the client: the command's argv, cwd, environment and
-                                           # stdin/stdout/stderr go to the server; it exits with the
-                                           # child's status
+    python cli_zygote.py run ARGS...       # the command's argv, cwd, environment and stdin/stdout/
+                                           # stderr go to the server; it exits with the child's status
 
-Each child is a fork of the server taken before TensorFlow's runtime has started (the server only
-imported it), so it starts from a clean TensorFlow as a new process would. It imports keras_zoo itself,
-after taking the command's environment and working directory, and runs ``python -m keras_zoo.cli``
-(`keras_zoo.cli.console_main`) as the installed program does. Where no server answers (none started,
-or it died), the client runs that program in a process of its own instead.
+The server forks a child per command, taken before TensorFlow's runtime has started (the server only
+imported it), so each starts from a clean TensorFlow as a new process would. It imports keras_zoo
+itself, after taking the command's environment and working directory, and runs ``python -m
+keras_zoo.cli`` (`keras_zoo.cli.console_main`) as the installed program does. ``list``, ``info`` and
+``--help`` (no TensorFlow) and any command where no server answers run as processes of their own.
 
 The real program's start-up (the console script, the quiet TensorFlow import) is tested by
 tests/test_cli.py and run by .ci/run; this is a test harness for the docs pages only.
@@ -100,16 +99,18 @@ def _child(conn, server, request, fds) -> None:
             os._exit(code if 0 <= code < 256 else 1)
 
 
-def serve(path: str) -> None:
-    import threading
-
-    import keras  # noqa: F401  (the imports every child inherits)
-    import tensorflow  # noqa: F401
-
+def listen(path: str) -> socket.socket:
+    """The server's socket at `path`, listening (clients connect only once it does)."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path + ".binding")
     server.listen(16)
-    os.replace(path + ".binding", path)  # clients connect only once it listens
+    os.replace(path + ".binding", path)
+    return server
+
+
+def serve_forever(server: socket.socket) -> None:
+    """Fork a child per request (TensorFlow and Keras must be imported, their runtime not started)."""
+    import threading
 
     def wait_and_reply(conn, pid):
         _, status = os.waitpid(pid, 0)
@@ -136,6 +137,26 @@ def serve(path: str) -> None:
         for fd in fds:
             os.close(fd)
         threading.Thread(target=wait_and_reply, args=(conn, pid), daemon=True).start()
+
+
+def start_in_fork(path: str) -> int:
+    """Import TensorFlow and Keras here, then serve at `path` from a fork of this process (which goes
+    on, TensorFlow imported for its own use); returns the server's pid. The docs page driver calls it
+    before it runs any block, so the page imports TensorFlow once for its python blocks and commands."""
+    import keras  # noqa: F401
+    import tensorflow  # noqa: F401
+
+    server = listen(path)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            serve_forever(server)
+        finally:
+            os._exit(1)
+    server.close()
+    return pid
 
 
 def _connect():
@@ -174,7 +195,6 @@ def run(argv: list) -> int:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["serve"]:
-        serve(sys.argv[2])
-    else:
-        sys.exit(run(sys.argv[2:]))
+    if sys.argv[1:2] != ["run"]:
+        sys.exit("usage: cli_zygote.py run ARGS...")
+    sys.exit(run(sys.argv[2:]))

@@ -111,19 +111,22 @@ def parse(path: pathlib.Path) -> list[Block]:
 # Runs in a fresh interpreter inside the page's temporary directory: python blocks are exec'd in one
 # namespace (compiled under the page's name and line numbers, so a traceback points into the page),
 # bash blocks run with -e -o pipefail; the first failure stops the page. A page with `keras-zoo`
-# commands that import TensorFlow first starts the server of tests/cli_zygote.py, which their
-# `keras-zoo` shim asks to run them (TensorFlow imported once per page instead of once per command).
+# commands that import TensorFlow first imports it and forks the server of tests/cli_zygote.py, which
+# their `keras-zoo` shim asks to run them (TensorFlow imported once per page, not once per command).
 DRIVER = r"""
-import json, os, shutil, subprocess, sys, tempfile, time, traceback
+import importlib.util, json, os, shutil, signal, subprocess, sys, tempfile, time, traceback
 blocks, server_script, address, server_pid, needs_server = json.load(sys.stdin)
 namespace = {"__name__": "__main__"}
 started = time.perf_counter()
 server = folder = None
-if needs_server:
+if needs_server:  # a fork of this interpreter, once it has imported TensorFlow, serves the commands
+    spec = importlib.util.spec_from_file_location("cli_zygote", server_script)
+    zygote = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(zygote)
     folder = tempfile.mkdtemp(prefix="kzdocs")
     path = os.path.join(folder, "cli")
-    server = subprocess.Popen([sys.executable, server_script, "serve", path], stdin=subprocess.DEVNULL)
-    os.environ.update({address: path, server_pid: str(server.pid)})
+    server = zygote.start_in_fork(path)
+    os.environ.update({address: path, server_pid: str(server)})
 try:
     for block in blocks:
         where = f"{block['page']}:{block['line']}"
@@ -143,8 +146,8 @@ try:
                 sys.exit(1)
 finally:
     if server is not None:
-        server.kill()
-        server.wait()
+        os.kill(server, signal.SIGKILL)
+        os.waitpid(server, 0)
         shutil.rmtree(folder, ignore_errors=True)
 """
 
