@@ -45,6 +45,8 @@ def needs_server(code: str) -> bool:
     """Whether a shell block runs a `keras-zoo` command that imports TensorFlow."""
     commands = (_COMMAND.search(part) for line in code.splitlines() for part in _SEPARATORS.split(line))
     return any(needs_tensorflow(match.group(1).split()) for match in commands if match)
+
+
 ADDRESS = "KERAS_ZOO_DOCS_CLI_SERVER"        # the socket's path, in the page's environment
 SERVER_PID = "KERAS_ZOO_DOCS_CLI_SERVER_PID"  # while it lives, a client waits for its socket
 
@@ -78,6 +80,8 @@ def _run_command(request: dict) -> int:
 
 
 def _child(conn, server, request, fds) -> None:
+    import atexit
+
     code = 1
     try:
         server.close()
@@ -86,6 +90,7 @@ def _child(conn, server, request, fds) -> None:
             os.dup2(fd, target)
         for fd in fds:
             os.close(fd)
+        atexit._clear()  # the exit handlers are the command's own, as in a process of its own
         code = _run_command(request)
     except BaseException:  # noqa: BLE001 - the child must always exit below
         import traceback
@@ -93,6 +98,7 @@ def _child(conn, server, request, fds) -> None:
         traceback.print_exc()
     finally:
         try:
+            atexit._run_exitfuncs()  # e.g. keras_zoo.data.cache removing its folder
             sys.stdout.flush()
             sys.stderr.flush()
         finally:
