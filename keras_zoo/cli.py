@@ -707,7 +707,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = add_command("evaluate", help="metrics of a trained model on a data split")
-    p.add_argument("model", help=".keras file, run directory or a classifier's export directory")
+    p.add_argument("model", help=".keras file, run directory, a classifier's export, or a shipped checkpoint's "
+                                 "NAME:TAG (see `list --pretrained`)")
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test", choices=("train", "validation", "test"))
     p.add_argument("--seed", type=int, default=0, help="the seed the split was made with")

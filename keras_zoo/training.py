@@ -542,6 +542,21 @@ def _fit_data_to_model(model, data, recipe: Recipe, batch_size: int, seed: int, 
     return load_splits(data, targets=recipe.targets, batch_size=batch_size, seed=seed, **options)
 
 
+_CHECKPOINT_NAME = re.compile(r"[a-z][a-z0-9_]*(?::[A-Za-z0-9][A-Za-z0-9_.-]*)?")
+
+
+def _shipped_checkpoint(name: str):
+    """The model of the shipped checkpoint ``NAME:TAG`` (``NAME``: its default one), or None where
+    `name` is a path that exists or not a name of that form. An unknown tag raises, listing the tags."""
+    if os.path.exists(name) or not _CHECKPOINT_NAME.fullmatch(name):
+        return None
+    model_name, _, tag = name.partition(":")
+    if model_name not in weights.pretrained_names():
+        return None  # load_model names the missing file
+    entry = weights.get_entry(model_name, tag or True)
+    return factory.create_model(model_name, pretrained=entry["tag"])
+
+
 def prepare_evaluation(model, data, *, batch_size: int = 64, seed: int = 0, recipe=None,
                        data_options: dict | None = None, trust: bool = False):
     """(compiled model, `Splits` at its input contract, recipe) for `evaluate`."""
@@ -551,7 +566,7 @@ def prepare_evaluation(model, data, *, batch_size: int = 64, seed: int = 0, reci
     elif isinstance(model, (str, os.PathLike)) and is_export(os.fspath(model)):
         model, recipe = _export_classifier(os.fspath(model), trust), recipe or "classifier"
     elif isinstance(model, (str, os.PathLike)):
-        model = load_model(os.fspath(model))
+        model = _shipped_checkpoint(os.fspath(model)) or load_model(os.fspath(model))
     spec, recipe = _resolve(model, recipe) if recipe is None else (None, get_recipe(recipe))
     data = _fit_data_to_model(model, data, recipe, batch_size, seed, data_options)
     _check_class_count(model, data.info, recipe)
@@ -573,7 +588,8 @@ def evaluate(model, data, split: str = "test", *, batch_size: int = 64, seed: in
     ``image_size``/``color_mode`` to choose, which must then agree with the model).
 
     Args:
-        model: a compiled `keras.Model`, a `.keras` path, a run directory or a classifier's export:
+        model: a compiled `keras.Model`, a `.keras` path, a run directory, a shipped checkpoint's
+            ``NAME:TAG`` (``NAME`` alone: its default checkpoint) or a classifier's export:
             a SavedModel directory (see `keras_zoo.load_export` for `trust`), or an ONNX or LiteRT
             export (``.onnx``/``.tflite`` file, version or model directory; quantised ones too),
             run by its own runtime on the split's images as uint8 pixels.

@@ -112,6 +112,25 @@ def test_pretrained_cnn_classifies_its_held_out_digits():
     assert abs(accuracy - entry["metrics"]["accuracy"]) < 1e-3
 
 
+def test_evaluate_takes_a_shipped_checkpoints_name(capsys, tmp_path, monkeypatch):
+    """`evaluate` and `keras-zoo evaluate` take ``NAME:TAG`` (``NAME``: the default checkpoint) as
+    `predict` does, and score it as its manifest says; a path that is missing still says so."""
+    from keras_zoo import cli
+
+    entry = weights.get_entry("cnn_small", "digits")
+    metrics = keras_zoo.evaluate("cnn_small:digits", "digits", seed=entry["dataset"]["split"]["seed"])
+    assert metrics["accuracy"] == pytest.approx(entry["metrics"]["accuracy"], abs=1e-4)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["evaluate", "mlp_lecture:digits", "--data", "digits"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["accuracy"] == pytest.approx(weights.get_entry("mlp_lecture", "digits")["metrics"]["accuracy"],
+                                                abs=1e-4)
+    assert cli.main(["evaluate", "cnn_small:no_such_tag", "--data", "digits"]) == 2
+    assert "no_such_tag" in capsys.readouterr().err
+    assert cli.main(["evaluate", "runs/missing", "--data", "digits"]) != 0
+    assert "runs/missing" in capsys.readouterr().err
+
+
 def test_default_tag_and_unknown_requests_name_what_exists():
     assert weights.get_entry("cnn_small")["tag"] == weights.tags("cnn_small")[0]
     assert weights.get_entry("cnn_small").get("default")
