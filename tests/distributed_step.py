@@ -44,7 +44,7 @@ from keras_zoo import distribute, factory  # noqa: E402
 from keras_zoo.recipes import get_recipe  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from generic import fixed_batch, traced_once  # noqa: E402
+from generic import DEEPER_TWINS, fixed_batch, traced_once  # noqa: E402
 
 
 _STEP = threading.local()  # the batch size of the step this thread (replica) is running
@@ -177,7 +177,8 @@ def group(which: str) -> list:
     """The registered models of one group. ``"first"``: for each recipe (each way of training:
     a compiled loss, or one of the custom training steps), the model with the smallest test input
     (by name on a tie); ``"rest-a"`` and ``"rest-b"``: all the others but the keras.applications
-    backbones left to their family's smallest member (`generic.traced_once`), alternately by name
+    backbones left to their family's smallest member (`generic.traced_once`) and the deeper twins
+    left to their twin (`generic.DEEPER_TWINS`), alternately by name
     (two test files, so that two pytest workers share them). Every other model is in exactly one group."""
     if which not in GROUPS:
         raise ValueError(f"unknown group {which!r}; one of {GROUPS}")
@@ -190,7 +191,7 @@ def group(which: str) -> list:
     first = sorted(name for _, name in chosen.values())
     if which == "first":
         return first
-    rest = sorted(set(keras_zoo.list_models()) - set(first) - traced_once())
+    rest = sorted(set(keras_zoo.list_models()) - set(first) - traced_once() - set(DEEPER_TWINS))
     return rest[0::2] if which == "rest-a" else rest[1::2]
 
 

@@ -20,6 +20,16 @@ def traced_once() -> set:
     return set(keras_zoo.list_models(family="applications")) - {"mobilenet_v3_small"}
 
 
+# Deeper twins: the same builder with more blocks of the same layers (ResNet-32/56 are ResNet-20 with
+# 5/9 blocks a stage for 3; ResNet-34 is ResNet-18 with 3-4-6-3 for 2-2-2-2). Saving, reloading,
+# exporting and the two-replica step's arithmetic (the loss scaling, the gradient all-reduce, each
+# batch-norm layer's global statistics) go layer by layer, so the twin's tests cover them: these run
+# only the builds and forward passes of tests/test_models.py, at their default shape, not the minutes
+# of tracing of the round trips and the step. tests/test_models.py's
+# `test_a_deeper_twin_has_nothing_its_twin_lacks` checks the claim.
+DEEPER_TWINS = {"resnet32": "resnet20", "resnet56": "resnet20", "resnet34": "resnet18"}
+
+
 def fixed_batch(spec, model, input_shape, batch: int = 8, seed: int = 0):
     """(x, y) the recipe's loss can be computed on; y is None for self-supervised tasks."""
     rng = np.random.default_rng(seed)

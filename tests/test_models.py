@@ -14,20 +14,14 @@ from keras_zoo import factory
 from keras_zoo.export.signatures import TASK_DEFAULT
 from keras_zoo.recipes import get_recipe
 
-from generic import assert_close, fixed_batch, outputs, serving_input, traced_once
+from generic import DEEPER_TWINS, assert_close, fixed_batch, outputs, serving_input, traced_once
 from serving import assert_serving_contract
 
 ALL = keras_zoo.list_models()
 # The training, save and export round trips trace a model's whole training and serving graphs: the
 # keras.applications backbones run them on the family's smallest member only (see `traced_once`).
 _TRACED_ONCE = traced_once()
-# Deeper twins: the same builder with more blocks of the same layers (ResNet-32/56 are ResNet-20 with
-# 5/9 blocks a stage for 3; ResNet-34 is ResNet-18 with 3-4-6-3 for 2-2-2-2). Saving, reloading and
-# exporting go layer by layer, so the twin's round trips cover them and these run only the deeper
-# model's own minutes of tracing (about 80 s of the suite); each still builds and runs forward at its
-# default shape here and takes the two-replica step (tests/test_distribute_steps_*.py).
-# `test_a_deeper_twin_has_nothing_its_twin_lacks` checks the claim.
-DEEPER_TWINS = {"resnet32": "resnet20", "resnet56": "resnet20", "resnet34": "resnet18"}
+# Deeper twins (ResNet-32/56, ResNet-34) leave their round trips to ResNet-20/18: see `generic.DEEPER_TWINS`.
 ROUND_TRIPS = [n for n in ALL if n not in _TRACED_ONCE and n not in DEEPER_TWINS]
 
 
