@@ -80,16 +80,23 @@ def test_every_page_follows_the_convention():
     assert not problems, "\n".join(problems)
 
 
-# The other half of the pages: tests/test_docs_examples_b.py.
-@pytest.mark.parametrize("page", _fast_pages(half=0))
-def test_page_examples_run(page, tmp_path):
-    run_fast(page, tmp_path)
+def page_tests(models=False, half=None):
+    """The two tests of a set of pages (see `_pages`): each page's blocks less the slow ones, and,
+    marked slow, all of them; a test file binds them to its own test names."""
+    @pytest.mark.parametrize("page", _fast_pages(models, half))
+    def fast(page, tmp_path):
+        run_fast(page, tmp_path)
+
+    @pytest.mark.slow
+    @pytest.mark.parametrize("page", _slow_pages(models, half))
+    def slow(page, tmp_path):
+        run_slow(page, tmp_path)
+
+    return fast, slow
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("page", _slow_pages(half=0))
-def test_page_slow_examples_run(page, tmp_path):
-    run_slow(page, tmp_path)
+# The other half of the pages: tests/test_docs_examples_b.py; the model pages: test_docs_model_pages.py.
+test_page_examples_run, test_page_slow_examples_run = page_tests(half=0)
 
 
 def _page(tmp_path, text):
