@@ -381,6 +381,8 @@ def build(name: str, tag: str | None = None, *, store: str | None = None, verbos
     changes = dict(plan.recipe_changes)
     if epochs is not None:
         changes["epochs"] = epochs
+    if "epochs" in changes:
+        changes.setdefault("min_steps", None)  # a plan's epoch count is taken as given, as train(epochs=) does
     recipe = get_recipe(plan.recipe or spec.recipe).replace(**changes)
     source = data_source(plan.data)
     if run_dir is not None:

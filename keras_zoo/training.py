@@ -202,6 +202,8 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
     changes = {k: v for k, v in
                {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate}.items()
                if v is not None}
+    if epochs is not None:
+        changes["min_steps"] = None  # an explicit epoch count is taken as given
     recipe = recipe.replace(**changes)
     if not isinstance(model_or_name, keras.Model):
         # Check the overrides before any data is read.
@@ -221,6 +223,7 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
     keras.utils.set_random_seed(seed)
     splits, target_splits = _run_data(data, target, run_recipe, seed, data_options, strategy)
     info = splits.info
+    recipe, run_recipe = _stretch_to_min_steps(recipe, run_recipe, info.num_examples["train"], name)
     with distribute.scope(strategy):
         model = _build_and_compile(model_or_name, spec, recipe, run_recipe, info, model_overrides, strategy,
                                    target)
@@ -242,6 +245,18 @@ def train(model_or_name, data, recipe=None, *, epochs: int | None = None,
         return TrainResult(model, hist, metrics, run_dir, info, None, summary)
     export_path = _write_run(model, run_dir, summary, hist, name, info, spec, export)
     return TrainResult(model, hist, metrics, run_dir, info, export_path, summary)
+
+
+def _stretch_to_min_steps(recipe: Recipe, run_recipe: Recipe, num_train: int, name: str):
+    """(recipe, run_recipe) with the epochs the recipe's `min_steps` asks for on this training split."""
+    epochs = run_recipe.epochs_for(num_train)
+    if epochs == recipe.epochs:
+        return recipe, run_recipe
+    log.info("%s: %d epochs instead of %d: recipe %r trains at least %d steps, and %d training examples "
+             "make %d steps an epoch at batch %d (pass epochs= to train exactly that many)", name, epochs,
+             recipe.epochs, recipe.name, recipe.min_steps, num_train, run_recipe.steps_per_epoch(num_train),
+             run_recipe.batch_size)
+    return recipe.replace(epochs=epochs), run_recipe.replace(epochs=epochs)
 
 
 def _run_data(data, target, run_recipe: Recipe, seed: int, data_options: dict | None, strategy):

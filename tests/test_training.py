@@ -146,6 +146,35 @@ def test_recipe_validation_and_replace():
         Recipe(label_smoothing=1.5)
 
 
+def test_min_steps_gives_small_data_more_epochs_and_an_explicit_count_is_kept(tmp_path, caplog):
+    recipe = get_recipe("classifier").replace(epochs=2, min_steps=12, batch_size=256, early_stopping_patience=None)
+    with pytest.raises(ValueError, match="min_steps must be an int >= 1, got 0"):
+        recipe.replace(min_steps=0)
+    assert recipe.epochs_for(256 * 20) == 2 and recipe.epochs_for(600) == 4 and recipe.epochs_for(10) == 12
+    assert recipe.replace(min_steps=None).epochs_for(10) == 2
+
+    rates = []
+
+    class Rates(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            rates.append(float(self.model.optimizer.learning_rate))
+
+    with caplog.at_level("INFO", logger="keras_zoo"):
+        result = keras_zoo.train("mlp_lecture", "moons", recipe=recipe, run_dir=str(tmp_path / "a"), verbose=0,
+                                 callbacks=[Rates()])
+    steps = recipe.steps_per_epoch(result.info.num_examples["train"])
+    expected = -(-12 // steps)
+    assert expected >= 4  # the data is small enough for the floor to act
+    assert len(result.history["loss"]) == expected == result.summary["epochs_run"]
+    assert result.summary["recipe"]["epochs"] == expected and result.summary["recipe"]["min_steps"] == 12
+    assert f"{expected} epochs instead of 2" in caplog.text
+    # The cosine schedule spans the stretched run: still above half way after 2 epochs, near 0 at the end.
+    assert rates[1] >= 0.45 * recipe.learning_rate and rates[-1] < 0.05 * recipe.learning_rate
+
+    exact = keras_zoo.train("mlp_lecture", "moons", recipe=recipe, epochs=2, run_dir=str(tmp_path / "b"), verbose=0)
+    assert len(exact.history["loss"]) == 2 and exact.summary["recipe"]["min_steps"] is None
+
+
 def test_recipe_schedule_warms_up_then_decays():
     recipe = Recipe(learning_rate=0.1, warmup_epochs=2, epochs=10, schedule="cosine")
     schedule = recipe.learning_rate_schedule(steps_per_epoch=10)

@@ -3,6 +3,7 @@
     PYTHONPATH=. python benchmarks/run.py --only color -- select FOLDER [--candidates w:lr:epochs ...]
     PYTHONPATH=. python benchmarks/run.py --only color -- finetune FOLDER [--draws 3] [--tag cifar10-0to4] [--parallel 3]
     PYTHONPATH=. python benchmarks/run.py --only color -- shapes [--seeds 0 1 2] [--data shapes]
+    PYTHONPATH=. python benchmarks/run.py --only color -- shapes-val [--seeds 0 1 2 3 4 5] [--epochs 15 30]
 
 select     trains the current default (`cnn_color`'s width, `photo_classifier`'s learning rate and
            epochs: the reference) and then each candidate (width, learning rate, epochs) of
@@ -20,8 +21,13 @@ finetune   the photo transfer comparison: for each draw, 20 photos per class of 
            ``keras-zoo train cnn_color --data DIR`` (their defaults), held-out accuracy of each.
 shapes     `cnn_color` against `cnn_small` on the built-in `shapes` (32x32 colour), each with its own
            recipe, per seed (the seed makes the split and the initial weights): held-out accuracy.
+shapes-val `cnn_color` on `shapes` per seed with `photo_classifier` as it is (its `min_steps` included)
+           and with each exact epoch count of --epochs: the validation split only (the loss and
+           accuracy of the weights training hands back, the epoch they come from); the held-out
+           figure `keras_zoo.train` computes is discarded. How `min_steps` was chosen.
 
-Writes benchmarks/results/color_select.json, color_finetune.json and color_shapes.json, with the
+Writes benchmarks/results/color_select.json, color_finetune.json, color_shapes.json and
+color_shapes_val.json, with the
 machine's CPU flags and load average beside the figures (select and shapes after each candidate or
 seed, so that a stopped run keeps what it measured).
 """
@@ -228,6 +234,43 @@ def shapes(args) -> dict:
     return out
 
 
+def shapes_val(args) -> dict:
+    import numpy as np
+
+    import keras_zoo
+
+    settings = ["recipe"] + [str(e) for e in args.epochs]
+    # Rows of other seeds already measured are kept (a run per seed adds its rows), as in `shapes`.
+    kept_rows = []
+    path = os.path.join(RESULTS, "color_shapes_val.json")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            kept_rows = [r for r in json.load(f).get("rows", []) if r["seed"] not in args.seeds]
+    rows = []
+    for seed in args.seeds:
+        for setting in settings:
+            before = machine()
+            with tempfile.TemporaryDirectory() as tmp:
+                result = keras_zoo.train("cnn_color", "shapes", seed=seed, run_dir=tmp, resume=False, verbose=0,
+                                         epochs=None if setting == "recipe" else int(setting))
+            history = result.history
+            kept = int(np.argmin(history["val_loss"]))  # the epoch early stopping restores
+            rows.append({"seed": seed, "setting": setting, "epochs": result.summary["recipe"]["epochs"],
+                         "epochs_run": len(history["val_loss"]), "kept_epoch": kept + 1,
+                         "kept_val_loss": round(float(history["val_loss"][kept]), 5),
+                         "kept_val_accuracy": round(float(history["val_accuracy"][kept]), 4),
+                         "train_seconds": result.summary["train_seconds"],
+                         "train_examples": result.info.num_examples["train"], "machine": before})
+            print(json.dumps({k: v for k, v in rows[-1].items() if k != "machine"}), flush=True)
+            out = {"what": "cnn_color on 'shapes': validation split only (the held-out figure is discarded)",
+                   "command": "python benchmarks/run.py --only color -- shapes-val --seeds "
+                              + " ".join(map(str, args.seeds)) + " --epochs " + " ".join(map(str, args.epochs)),
+                   "recipe": "photo_classifier", "rows": sorted(kept_rows + rows, key=lambda r: r["seed"]),
+                   "machine_after": machine()}
+            _write("color_shapes_val.json", out)
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -244,9 +287,14 @@ def main(argv=None) -> int:
     p = sub.add_parser("shapes")
     p.add_argument("--data", default="shapes")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p = sub.add_parser("shapes-val")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
+    p.add_argument("--epochs", type=int, nargs="*", default=[15, 30], help="exact epoch counts beside the recipe's")
     args = parser.parse_args(argv)
-    result = {"select": select, "finetune": finetune, "shapes": shapes}[args.command](args)
-    print(json.dumps({k: v for k, v in result.items() if k not in ("candidates", "draws", "seeds")}, indent=1))
+    result = {"select": select, "finetune": finetune, "shapes": shapes,
+              "shapes-val": shapes_val}[args.command](args)
+    print(json.dumps({k: v for k, v in result.items() if k not in ("candidates", "draws", "seeds", "rows")},
+                     indent=1))
     return 0
 
 

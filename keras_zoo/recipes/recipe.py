@@ -56,6 +56,10 @@ class Recipe:
     # === Schedule of the run ===
     batch_size: int = 64
     epochs: int = 30
+    # The fewest optimizer steps a run takes: a training split too small for `epochs` epochs to reach
+    # it trains more epochs (`epochs_for`). An explicit epoch count (`train(epochs=...)`, `--epochs`)
+    # is taken as given. None: `epochs`, whatever the data's size.
+    min_steps: int | None = None
     # === Several devices (see keras_zoo.distribute.Distribution) ===
     # False: batch_size is the global batch, split over the replicas; True: each replica's.
     batch_per_replica: bool = False
@@ -83,6 +87,8 @@ class Recipe:
         _validate.rate("label_smoothing", self.label_smoothing)
         _validate.positive_int("batch_size", self.batch_size)
         _validate.positive_int("epochs", self.epochs)
+        if self.min_steps is not None:
+            _validate.positive_int("min_steps", self.min_steps)
         _validate.positive_int("warmup_epochs", self.warmup_epochs, minimum=0)
         _validate.one_of("monitor_mode", self.monitor_mode, ("min", "max"))
         _validate.one_of("precision", self.precision, PRECISIONS)
@@ -202,6 +208,13 @@ class Recipe:
 
     def steps_per_epoch(self, num_examples: int) -> int:
         return max(1, math.ceil(num_examples / self.batch_size))
+
+    def epochs_for(self, num_examples: int) -> int:
+        """The epochs a run on `num_examples` training examples takes: `epochs`, or more where
+        `min_steps` asks for more steps than `epochs` epochs of that data give."""
+        if self.min_steps is None:
+            return self.epochs
+        return max(self.epochs, math.ceil(self.min_steps / self.steps_per_epoch(num_examples)))
 
 
 _RECIPES: dict[str, Recipe] = {}

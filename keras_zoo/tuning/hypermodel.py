@@ -120,7 +120,7 @@ class ZooHyperModel(kt.HyperModel):
             # Hyperband: continue a model trained `initial_epoch` epochs for the rest of its budget.
             epochs = max(1, int(epochs) - int(initial_epoch))
         else:
-            epochs = self.epochs or recipe.epochs
+            epochs = self.epochs  # None: the recipe's, with its `min_steps` on small data, as `train` does
         splits = self.splits(recipe)
         result = train(model, splits, recipe=recipe, epochs=epochs, run_dir=run_dir, seed=self.seed,
                        callbacks=list(callbacks), verbose=self.verbose, strategy=self.strategy)
