@@ -485,8 +485,7 @@ def _load_target(target):
         raise SystemExit(f"keras-zoo: {name!r} is a registered model without shipped weights; pass a run "
                          "directory, a .keras file or an export directory (models with weights: "
                          f"{', '.join(weights.pretrained_names())})")
-    entry = weights.get_entry(name, tag or True)
-    model = factory.create_model(name, pretrained=entry["tag"])
+    model, entry = weights.load_entry(name, tag or True)
     return model, _spec_task(name), entry.get("class_names") or [], tuple(entry["input_contract"]["shape"])
 
 

@@ -568,8 +568,8 @@ def _shipped_checkpoint(name: str):
     model_name, _, tag = name.partition(":")
     if model_name not in weights.pretrained_names():
         return None  # load_model names the missing file
-    entry = weights.get_entry(model_name, tag or True)
-    return factory.create_model(model_name, pretrained=entry["tag"])
+    model, _ = weights.load_entry(model_name, tag or True)
+    return model
 
 
 def prepare_evaluation(model, data, *, batch_size: int = 64, seed: int = 0, recipe=None,

@@ -54,6 +54,25 @@ NEW_CLASSES = (5, 6, 7, 8, 9)  # CIFAR-10: dog, frog, horse, ship, truck (classe
 PER_CLASS = 20
 
 
+def _kept_epoch(history: dict) -> int:
+    """The index of the epoch whose weights training hands back: early stopping restores the one of
+    lowest validation loss."""
+    return min(range(len(history["val_loss"])), key=lambda i: history["val_loss"][i])
+
+
+def _earlier_rows(name: str, field: str, seeds, **same) -> list:
+    """The rows (under `field`) of seeds other than `seeds` in the results file `name`, when its
+    values of `same` match: a run per seed adds its rows to those already measured."""
+    path = os.path.join(RESULTS, name)
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        earlier = json.load(f)
+    if any(earlier.get(key) != value for key, value in same.items()):
+        return []
+    return [r for r in earlier.get(field, []) if r["seed"] not in seeds]
+
+
 def _write(name: str, result: dict) -> str:
     from keras_zoo._io import atomic_write_text
 
@@ -126,8 +145,7 @@ def select(args) -> dict:
             result = keras_zoo.train("cnn_color", args.folder, epochs=int(epochs), learning_rate=float(lr),
                                      width=int(width), run_dir=tmp, resume=False, verbose=0)
         history = result.history
-        # The weights handed back: early stopping restores the epoch of lowest validation loss.
-        kept = min(range(len(history["val_loss"])), key=lambda i: history["val_loss"][i])
+        kept = _kept_epoch(history)
         rows.append({"candidate": text, "width": int(width), "learning_rate": float(lr), "epochs": int(epochs),
                      "epochs_run": len(history["val_accuracy"]),
                      "val_accuracy_by_epoch": [round(v, 4) for v in history["val_accuracy"]],
@@ -206,14 +224,7 @@ def finetune(args) -> dict:
 def shapes(args) -> dict:
     import keras_zoo
 
-    # Rows of other seeds already measured on the same data are kept (a run per seed adds its row).
-    kept = []
-    path = os.path.join(RESULTS, "color_shapes.json")
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            earlier = json.load(f)
-        if earlier.get("data") == args.data:
-            kept = [r for r in earlier.get("seeds", []) if r["seed"] not in args.seeds]
+    kept = _earlier_rows("color_shapes.json", "seeds", args.seeds, data=args.data)
     rows = []
     for seed in args.seeds:
         row = {"seed": seed, "machine": machine()}
@@ -235,17 +246,10 @@ def shapes(args) -> dict:
 
 
 def shapes_val(args) -> dict:
-    import numpy as np
-
     import keras_zoo
 
     settings = ["recipe"] + [str(e) for e in args.epochs]
-    # Rows of other seeds already measured are kept (a run per seed adds its rows), as in `shapes`.
-    kept_rows = []
-    path = os.path.join(RESULTS, "color_shapes_val.json")
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            kept_rows = [r for r in json.load(f).get("rows", []) if r["seed"] not in args.seeds]
+    kept_rows = _earlier_rows("color_shapes_val.json", "rows", args.seeds)
     rows = []
     for seed in args.seeds:
         for setting in settings:
@@ -254,7 +258,7 @@ def shapes_val(args) -> dict:
                 result = keras_zoo.train("cnn_color", "shapes", seed=seed, run_dir=tmp, resume=False, verbose=0,
                                          epochs=None if setting == "recipe" else int(setting))
             history = result.history
-            kept = int(np.argmin(history["val_loss"]))  # the epoch early stopping restores
+            kept = _kept_epoch(history)
             rows.append({"seed": seed, "setting": setting, "epochs": result.summary["recipe"]["epochs"],
                          "epochs_run": len(history["val_loss"]), "kept_epoch": kept + 1,
                          "kept_val_loss": round(float(history["val_loss"][kept]), 5),
